@@ -1,0 +1,103 @@
+package agg
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// streamFeeder plays a steady, endless stream of readings into a Stream as the pipeline's hot
+// path does: Add, then pop every closed window and release it (the write itself is not here).
+// Time advances evenly at perMinute readings per minute, each reading held back by up to 3s
+// (and one in a thousand by up to 30s, which is late), so windows open, close and are
+// reused in steady state.
+type streamFeeder struct {
+	s         *Stream
+	rs        []Reading // devices, statuses and values; times are set when fed
+	lag       []int64
+	perMinute int64
+	n         int64 // readings fed so far
+	late      int64
+}
+
+func newStreamFeeder(cfg StreamConfig, devices int, perMinute int64) *streamFeeder {
+	const seqLen = 1 << 20
+	rng := rand.New(rand.NewPCG(3, 4))
+	f := &streamFeeder{
+		s:         NewStream(cfg),
+		rs:        benchReadings(seqLen, devices, 2),
+		lag:       make([]int64, seqLen),
+		perMinute: perMinute,
+	}
+	for i := range f.lag {
+		f.lag[i] = rng.Int64N(3_000)
+		if rng.IntN(1000) == 0 {
+			f.lag[i] = rng.Int64N(30_000)
+		}
+	}
+	return f
+}
+
+const feedStartMs = 1_764_000_000_000 // an epoch time in 2025
+
+func (f *streamFeeder) next() {
+	j := f.n & int64(len(f.rs)-1)
+	r := f.rs[j]
+	r.TimeMs = feedStartMs + f.n*f.s.cfg.SizeMs/f.perMinute - f.lag[j]
+	f.n++
+	if _, out := f.s.Add(&r, r.TimeMs); out == Late {
+		f.late++
+	}
+	for w := f.s.PopClosed(); w != nil; w = f.s.PopClosed() {
+		f.s.Release(w)
+	}
+}
+
+// hotPathConfig is the pipeline's stream configuration: 1-minute windows, 5s watermark delay,
+// and the SizeHint of 1024 it uses, so windows reach their size by growing.
+func hotPathConfig() StreamConfig {
+	return StreamConfig{Spec: benchSpec, SizeMs: 60_000, DelayMs: 5_000, SizeHint: 1024}
+}
+
+// TestStreamAddDoesNotAllocate is the hot path guarantee: once the windows have grown, adding
+// readings, closing windows and reusing them allocates nothing.
+func TestStreamAddDoesNotAllocate(t *testing.T) {
+	const devices = 20_000
+	const perMinute = 3 * devices
+	f := newStreamFeeder(hotPathConfig(), devices, perMinute)
+	for range 10 * perMinute { // warm up: ten windows opened, grown, closed and reused
+		f.next()
+	}
+	opened := f.s.Open()[0].Start
+	// One run is three minutes of readings, so every window operation happens while measured.
+	allocs := testing.AllocsPerRun(1, func() {
+		for range 3 * perMinute {
+			f.next()
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("allocations in 3 minutes of readings after warm-up: got %v, want 0", allocs)
+	}
+	if got := f.s.Open()[0].Start; got < opened+5*60_000 {
+		t.Fatalf("window start after the measured runs: got %d, want at least %d (windows must have cycled)", got, opened+5*60_000)
+	}
+	if f.late == 0 {
+		t.Fatalf("late readings: got 0, want some, so the late path is measured too")
+	}
+}
+
+// BenchmarkStreamAdd is the hot path: 100,000 devices, 4 measures, 4 statuses, 300,000
+// readings per minute of event time, windows closing and reused in steady state.
+func BenchmarkStreamAdd(b *testing.B) {
+	const devices = 100_000
+	const perMinute = 3 * devices
+	f := newStreamFeeder(hotPathConfig(), devices, perMinute)
+	for range 10 * perMinute { // warm up: the maps and slices of every pooled window have grown
+		f.next()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		f.next()
+	}
+	b.ReportMetric(float64(f.s.Keys()), "open-device-windows")
+}

@@ -1,0 +1,341 @@
+package agg
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// want builds an expected row: measures lists lo, hi, sum triples for the spec's measures.
+func wantRow(key int64, count uint32, status []uint32, first, last int64, measures ...float64) row {
+	r := emptyRow(key)
+	r.Count = count
+	copy(r.Status[:], status)
+	for m := 0; m+2 < len(measures); m += 3 {
+		r.Lo[m/3], r.Hi[m/3], r.Sum[m/3] = measures[m], measures[m+1], measures[m+2]
+	}
+	r.First, r.Last = first, last
+	return r
+}
+
+func TestWindowAdd(t *testing.T) {
+	nan := math.NaN()
+	inf := math.Inf(1)
+	spec2 := Spec{Measures: 2, Statuses: []int32{0, 1}}
+	tests := []struct {
+		name     string
+		spec     Spec
+		readings []Reading
+		want     []row
+	}{
+		{
+			name:     "one reading",
+			spec:     spec2,
+			readings: []Reading{reading(7, 1000, 1, 20.5, 40)},
+			want:     []row{wantRow(7, 1, []uint32{0, 1}, 1000, 1000, 20.5, 20.5, 20.5, 40, 40, 40)},
+		},
+		{
+			name: "devices interleaved keep first-seen row order",
+			spec: spec2,
+			readings: []Reading{
+				reading(3, 1000, 0, 10, 1),
+				reading(1, 1001, 0, 5, 2),
+				reading(3, 1002, 1, 30, 3),
+				reading(2, 1003, 1, -4, 4),
+				reading(3, 1004, 0, 20, 5),
+				reading(1, 1005, 1, 7, 6),
+			},
+			want: []row{
+				wantRow(3, 3, []uint32{2, 1}, 1000, 1004, 10, 30, 60, 1, 5, 9),
+				wantRow(1, 2, []uint32{1, 1}, 1001, 1005, 5, 7, 12, 2, 6, 8),
+				wantRow(2, 1, []uint32{0, 1}, 1003, 1003, -4, -4, -4, 4, 4, 4),
+			},
+		},
+		{
+			name: "unlisted statuses count only in the total",
+			spec: spec2,
+			readings: []Reading{
+				reading(1, 1000, 0),
+				reading(1, 1001, 2),
+				reading(1, 1002, -1),
+				reading(1, 1003, 1),
+				reading(1, 1004, 99),
+			},
+			want: []row{wantRow(1, 5, []uint32{1, 1}, 1000, 1004, 0, 0, 0, 0, 0, 0)},
+		},
+		{
+			name: "status listed in non-sorted order",
+			spec: Spec{Measures: 1, Statuses: []int32{5, -3, 0}},
+			readings: []Reading{
+				reading(1, 1000, -3, 1),
+				reading(1, 1000, -3, 1),
+				reading(1, 1000, 0, 1),
+				reading(1, 1000, 4, 1),
+			},
+			want: []row{wantRow(1, 4, []uint32{0, 2, 1}, 1000, 1000, 1, 1, 4)},
+		},
+		{
+			name: "out-of-order times give first and last",
+			spec: spec2,
+			readings: []Reading{
+				reading(1, 5000, 0, 1, 1),
+				reading(1, 2000, 0, 1, 1),
+				reading(1, 9000, 0, 1, 1),
+				reading(1, 1000, 0, 1, 1),
+				reading(1, 7000, 0, 1, 1),
+			},
+			want: []row{wantRow(1, 5, []uint32{5, 0}, 1000, 9000, 1, 1, 5, 1, 1, 5)},
+		},
+		{
+			name: "negative event times",
+			spec: spec2,
+			readings: []Reading{
+				reading(1, -5000, 0, 1, 1),
+				reading(1, -9000, 0, 1, 1),
+			},
+			want: []row{wantRow(1, 2, []uint32{2, 0}, -9000, -5000, 1, 1, 2, 1, 1, 2)},
+		},
+		{
+			name: "NaN measures are skipped",
+			spec: spec2,
+			readings: []Reading{
+				reading(1, 1000, 0, nan, 8),
+				reading(1, 1001, 0, 3, nan),
+				reading(1, 1002, 0, nan, 2),
+				reading(2, 1003, 1, nan, nan),
+			},
+			want: []row{
+				wantRow(1, 3, []uint32{3, 0}, 1000, 1002, 3, 3, 3, 2, 8, 10),
+				// A measure null in every reading: min +Inf, max -Inf, sum 0, as documented.
+				wantRow(2, 1, []uint32{0, 1}, 1003, 1003, inf, -inf, 0, inf, -inf, 0),
+			},
+		},
+		{
+			name: "negative values: max starts below every value",
+			spec: Spec{Measures: 1},
+			readings: []Reading{
+				reading(1, 1000, 0, -10),
+				reading(1, 1001, 0, -30),
+				reading(1, 1002, 0, -20),
+			},
+			want: []row{wantRow(1, 3, nil, 1000, 1002, -30, -10, -60)},
+		},
+		{
+			name: "infinite values are values",
+			spec: Spec{Measures: 1},
+			readings: []Reading{
+				reading(1, 1000, 0, inf),
+				reading(1, 1001, 0, 2),
+			},
+			want: []row{wantRow(1, 2, nil, 1000, 1001, 2, inf, inf)},
+		},
+		{
+			name: "only the spec's measures are aggregated",
+			spec: Spec{Measures: 1, Statuses: []int32{0}},
+			readings: []Reading{
+				reading(1, 1000, 0, 1, 100, 100),
+				reading(1, 1001, 0, 2, 100, 100),
+			},
+			want: []row{wantRow(1, 2, []uint32{2}, 1000, 1001, 1, 2, 3)},
+		},
+		{
+			name: "all eight measures",
+			spec: Spec{Measures: MaxMeasures},
+			readings: []Reading{
+				reading(1, 1000, 0, 1, 2, 3, 4, 5, 6, 7, 8),
+				reading(1, 1001, 0, 8, 7, 6, 5, 4, 3, 2, 1),
+			},
+			want: []row{wantRow(1, 2, nil, 1000, 1001,
+				1, 8, 9, 2, 7, 9, 3, 6, 9, 4, 5, 9, 4, 5, 9, 3, 6, 9, 2, 7, 9, 1, 8, 9)},
+		},
+		{
+			name: "no measures, no statuses: counts and times only",
+			spec: Spec{},
+			readings: []Reading{
+				reading(1, 1000, 3, 1),
+				reading(1, 999, 3, 1),
+			},
+			want: []row{wantRow(1, 2, nil, 999, 1000)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := NewWindow(tt.spec, 0)
+			w.Reset(0, 60_000)
+			for i := range tt.readings {
+				w.Add(&tt.readings[i])
+			}
+			checkRows(t, "rows", rows(w), tt.want)
+		})
+	}
+}
+
+func TestWindowReset(t *testing.T) {
+	spec := Spec{Measures: 3, Statuses: []int32{0, 1, 2}}
+	w := NewWindow(spec, 4)
+	w.Reset(0, 60_000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := make([]Reading, 1000)
+	for i := range fill {
+		fill[i] = reading(int64(i), int64(rng.IntN(60_000)), int32(rng.IntN(4)), rng.Float64(), rng.Float64(), rng.Float64())
+	}
+	for i := range fill {
+		w.Add(&fill[i])
+	}
+	if got, want := w.Len(), 1000; got != want {
+		t.Fatalf("len before reset: got %d, want %d", got, want)
+	}
+	caps := [4]int{cap(w.keys), cap(w.stats), cap(w.counts), cap(w.times)}
+
+	w.Reset(120_000, 60_000)
+	if got, want := w.Len(), 0; got != want {
+		t.Fatalf("len after reset: got %d, want %d", got, want)
+	}
+	if got, want := len(w.index), 0; got != want {
+		t.Fatalf("index after reset: got %d entries, want %d", got, want)
+	}
+	if w.Start != 120_000 || w.End != 180_000 {
+		t.Fatalf("interval after reset: got [%d, %d), want [120000, 180000)", w.Start, w.End)
+	}
+	if got := [4]int{cap(w.keys), cap(w.stats), cap(w.counts), cap(w.times)}; got != caps {
+		t.Fatalf("capacities after reset: got %v, want %v", got, caps)
+	}
+
+	// A device seen before the reset starts a fresh row.
+	r := reading(999, 130_000, 1, 5, 6, 7)
+	w.Add(&r)
+	checkRows(t, "after reset", rows(w), []row{wantRow(999, 1, []uint32{0, 1, 0}, 130_000, 130_000, 5, 5, 5, 6, 6, 6, 7, 7, 7)})
+
+	// Refilling to the old size fits in the kept memory.
+	allocs := testing.AllocsPerRun(1, func() {
+		w.Reset(0, 60_000)
+		for i := range fill {
+			w.Add(&fill[i])
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("allocations refilling a reset window: got %v, want 0", allocs)
+	}
+	if got := [4]int{cap(w.keys), cap(w.stats), cap(w.counts), cap(w.times)}; got != caps {
+		t.Fatalf("capacities after refill: got %v, want %v", got, caps)
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	seventeen := make([]int32, 17)
+	sixteen := make([]int32, 16)
+	for i := range seventeen {
+		seventeen[i] = int32(i)
+	}
+	copy(sixteen, seventeen)
+	tests := []struct {
+		name    string
+		spec    Spec
+		wantErr string // "" when valid; else a part of the message that names the bad value
+	}{
+		{name: "one measure", spec: Spec{Measures: 1}},
+		{name: "four measures, four statuses", spec: Spec{Measures: 4, Statuses: []int32{0, 1, 2, 3}}},
+		{name: "max measures", spec: Spec{Measures: MaxMeasures}},
+		{name: "sixteen statuses", spec: Spec{Measures: 1, Statuses: sixteen}},
+		{name: "negative statuses", spec: Spec{Measures: 1, Statuses: []int32{-1, -2}}},
+		// Spec.Measures is documented as 1..MaxMeasures (and pipeline config wants 1 to 8).
+		{name: "zero measures", spec: Spec{Measures: 0}, wantErr: "measures 0"},
+		{name: "negative measures", spec: Spec{Measures: -1}, wantErr: "measures -1"},
+		{name: "too many measures", spec: Spec{Measures: MaxMeasures + 1}, wantErr: "measures 9"},
+		{name: "seventeen statuses", spec: Spec{Measures: 1, Statuses: seventeen}, wantErr: "at most 16"},
+		{name: "duplicate status", spec: Spec{Measures: 1, Statuses: []int32{0, 3, 1, 3}}, wantErr: "3 is listed twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.spec.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate(%+v): got %v, want nil", tt.spec, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate(%+v): got nil, want an error containing %q", tt.spec, tt.wantErr)
+			}
+			if got := err.Error(); !strings.Contains(got, tt.wantErr) {
+				t.Fatalf("Validate(%+v): got %q, want it to contain %q", tt.spec, got, tt.wantErr)
+			}
+		})
+	}
+}
+
+// benchReadings returns n readings of 4 measures and 4 statuses for devices chosen at random
+// among devices, with zero times: callers set the time.
+func benchReadings(n, devices int, seed uint64) []Reading {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	rs := make([]Reading, n)
+	for i := range rs {
+		rs[i] = Reading{
+			Key:    int64(rng.IntN(devices)) + 1_000_000,
+			Status: int32(rng.IntN(5)), // 0..3 listed, 4 unlisted
+			Values: [MaxMeasures]float64{
+				15 + 10*rng.Float64(), 40 + 20*rng.Float64(), 990 + 20*rng.Float64(), 100 * rng.Float64(),
+			},
+		}
+	}
+	return rs
+}
+
+var benchSpec = Spec{Measures: 4, Statuses: []int32{0, 1, 2, 3}}
+
+// BenchmarkWindowAdd is one window taking readings from 100,000 devices, all rows created.
+func BenchmarkWindowAdd(b *testing.B) {
+	const devices = 100_000
+	rs := benchReadings(1<<20, devices, 1)
+	w := NewWindow(benchSpec, 0)
+	w.Reset(0, 60_000)
+	for i := range rs { // warm up: the map and slices grow to (nearly) every device
+		w.Add(&rs[i])
+	}
+	for k := range devices { // and then to every device, so no row is created while timed
+		r := rs[0]
+		r.Key = int64(k) + 1_000_000
+		w.Add(&r)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		w.Add(&rs[i&(len(rs)-1)])
+	}
+}
+
+// BenchmarkWindowMemory reports the bytes a window holds per device row, measured as the live
+// heap a window with 100,000 devices retains and as Window.SizeBytes estimates it.
+func BenchmarkWindowMemory(b *testing.B) {
+	const devices = 100_000
+	for _, bc := range []struct {
+		name string
+		hint int
+	}{{"grown", 0}, {"sized", devices}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var heap, est float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				w := NewWindow(benchSpec, bc.hint)
+				w.Reset(0, 60_000)
+				r := Reading{Values: [MaxMeasures]float64{1, 2, 3, 4}}
+				for k := range devices {
+					r.Key = int64(k)
+					w.Add(&r)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				heap = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(w.Len())
+				est = float64(w.SizeBytes()) / float64(w.Len())
+				runtime.KeepAlive(w)
+			}
+			b.ReportMetric(heap, "bytes/device-window")
+			b.ReportMetric(est, "sizebytes/device-window")
+		})
+	}
+}
