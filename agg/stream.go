@@ -1,0 +1,187 @@
+package agg
+
+import "math"
+
+// StreamConfig says how a Stream cuts time into windows and when it closes them.
+type StreamConfig struct {
+	Spec Spec
+	// SizeMs is the tumbling window size in milliseconds.
+	SizeMs int64
+	// DelayMs holds the watermark back: watermark = highest time seen - DelayMs. It is the
+	// disorder the stream tolerates before a window may close.
+	DelayMs int64
+	// LatenessMs keeps a window open after the watermark passes its end. A window closes when
+	// watermark >= End + LatenessMs; a reading for a closed window is late.
+	LatenessMs int64
+	// SizeHint is the number of devices a new window makes room for.
+	SizeHint int
+}
+
+// Outcome tells what Stream.Add did with a reading.
+type Outcome uint8
+
+// Outcomes of Stream.Add.
+const (
+	// Added: the reading went into an open window.
+	Added Outcome = iota
+	// Opened: the reading opened a new window and went into it.
+	Opened
+	// Late: the reading's window had already closed; nothing was changed.
+	Late
+)
+
+// Stream keeps the open windows of one ordered stream of readings (one Pulsar partition) and
+// its watermark. Every decision it makes (which window, late or not, when a window closes) is
+// a function of the readings it was given in order and of AdvanceTo calls, so replaying the
+// same readings from the same state gives the same windows.
+//
+// A Stream is owned by one goroutine.
+type Stream struct {
+	cfg  StreamConfig
+	maxT int64     // highest time seen (or advanced to); math.MinInt64 before any
+	open []*Window // sorted by Start
+	free []*Window
+}
+
+// NewStream returns a stream with no open window.
+func NewStream(cfg StreamConfig) *Stream {
+	if cfg.SizeMs <= 0 {
+		panic("agg: StreamConfig.SizeMs must be positive") // config validation guarantees it
+	}
+	return &Stream{cfg: cfg, maxT: math.MinInt64}
+}
+
+// Config returns the stream's configuration.
+func (s *Stream) Config() StreamConfig { return s.cfg }
+
+// Watermark returns the highest time seen minus the delay, or math.MinInt64 before any.
+func (s *Stream) Watermark() int64 {
+	if s.maxT == math.MinInt64 {
+		return math.MinInt64
+	}
+	return s.maxT - s.cfg.DelayMs
+}
+
+// MaxTime returns the highest time seen (or advanced to), math.MinInt64 before any.
+func (s *Stream) MaxTime() int64 { return s.maxT }
+
+// Restore sets the highest time seen, as recovered from the sink after a restart, so that the
+// replay judges lateness as the uninterrupted run did. It never moves time backwards.
+func (s *Stream) Restore(maxT int64) {
+	if maxT > s.maxT {
+		s.maxT = maxT
+	}
+}
+
+// WindowStart returns the start of the window that holds time t.
+func (s *Stream) WindowStart(t int64) int64 {
+	m := t % s.cfg.SizeMs
+	if m < 0 {
+		m += s.cfg.SizeMs
+	}
+	return t - m
+}
+
+// closed reports whether the window starting at start can take no more readings.
+func (s *Stream) closed(start int64) bool {
+	wm := s.Watermark()
+	return wm != math.MinInt64 && start+s.cfg.SizeMs+s.cfg.LatenessMs <= wm
+}
+
+// Add puts r into the window holding time at (r.TimeMs for event time, the arrival time for
+// processing time) and moves the watermark. It returns the window, or nil when r is late.
+func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
+	start := s.WindowStart(at)
+	if s.closed(start) {
+		return nil, Late
+	}
+	if at > s.maxT {
+		s.maxT = at
+	}
+	out := Added
+	var w *Window
+	i := len(s.open) - 1
+	for ; i >= 0; i-- { // newest first: most readings go to the newest window
+		if s.open[i].Start <= start {
+			break
+		}
+	}
+	if i >= 0 && s.open[i].Start == start {
+		w = s.open[i]
+	} else {
+		w = s.newWindow(start)
+		s.open = append(s.open, nil)
+		copy(s.open[i+2:], s.open[i+1:])
+		s.open[i+1] = w
+		out = Opened
+	}
+	w.Add(r)
+	return w, out
+}
+
+func (s *Stream) newWindow(start int64) *Window {
+	var w *Window
+	if n := len(s.free); n > 0 {
+		w, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		w = NewWindow(s.cfg.Spec, s.cfg.SizeHint)
+	}
+	w.Reset(start, s.cfg.SizeMs)
+	return w
+}
+
+// AdvanceTo moves time forward to t without a reading: processing time's clock, or an idle
+// partition's. It never moves time backwards.
+func (s *Stream) AdvanceTo(t int64) {
+	if t > s.maxT {
+		s.maxT = t
+	}
+}
+
+// PopClosed removes and returns the oldest window that the watermark has closed, or nil.
+// The caller owns it until it hands it back with Release.
+func (s *Stream) PopClosed() *Window {
+	if len(s.open) == 0 || !s.closed(s.open[0].Start) {
+		return nil
+	}
+	w := s.open[0]
+	copy(s.open, s.open[1:])
+	s.open[len(s.open)-1] = nil
+	s.open = s.open[:len(s.open)-1]
+	return w
+}
+
+// Detach removes an open window without closing it: its rows are written as a partial block
+// and later readings for the same interval open a fresh window. Used for a flush on shutdown,
+// on an idle partition, or under memory pressure.
+func (s *Stream) Detach(w *Window) {
+	for i, o := range s.open {
+		if o == w {
+			copy(s.open[i:], s.open[i+1:])
+			s.open[len(s.open)-1] = nil
+			s.open = s.open[:len(s.open)-1]
+			return
+		}
+	}
+	panic("agg: Detach of a window that is not open")
+}
+
+// Open returns the open windows, oldest first. The slice is valid until the next call that
+// changes the stream.
+func (s *Stream) Open() []*Window { return s.open }
+
+// Release hands a window back for reuse once its rows are written.
+func (s *Stream) Release(w *Window) {
+	if len(s.free) < 4 {
+		s.free = append(s.free, w)
+	}
+}
+
+// Keys returns the number of rows in all open windows.
+func (s *Stream) Keys() int {
+	n := 0
+	for _, w := range s.open {
+		n += w.Len()
+	}
+	return n
+}

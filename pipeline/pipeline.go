@@ -1,0 +1,278 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/ch-go"
+	"github.com/apache/pulsar-client-go/pulsar"
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
+
+	"github.com/pipelined/pipelined/internal/avrodec"
+)
+
+// Pipeline consumes the topic, aggregates each partition's readings into windows and writes
+// them to ClickHouse, acknowledging a message only once everything it fed is written.
+type Pipeline struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *Metrics
+	client pulsar.Client
+	writer *Writer
+	dlq    *dlqPublisher
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	closeOnce sync.Once
+	consumers []pulsar.Consumer
+	mu        sync.Mutex
+}
+
+// New checks cfg and prepares a pipeline; Run connects.
+func New(cfg Config, log *slog.Logger) (*Pipeline, error) {
+	if p := cfg.validate(); len(p) > 0 {
+		return nil, &ConfigError{Problems: p}
+	}
+	if cfg.Limits.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(cfg.Limits.MemoryLimitMB) << 20)
+	}
+	m := newMetrics(cfg.Limits.MaxPendingRows, avrodec.Reasons())
+	p := &Pipeline{cfg: cfg, log: log, m: m, ready: make(chan struct{})}
+	opts := pulsar.ClientOptions{
+		URL:                        cfg.Pulsar.URL,
+		ConnectionTimeout:          cfg.Pulsar.ConnectionTimeout,
+		OperationTimeout:           cfg.Pulsar.OperationTimeout,
+		MaxConnectionsPerBroker:    cfg.Pulsar.ConnectionsPerBroker,
+		TLSTrustCertsFilePath:      cfg.Pulsar.TLSTrustCertsFile,
+		TLSAllowInsecureConnection: cfg.Pulsar.TLSAllowInsecure,
+		Logger:                     plog.NewLoggerWithSlog(log.With("component", "pulsar-client")),
+	}
+	switch {
+	case cfg.Pulsar.Token != "":
+		opts.Authentication = pulsar.NewAuthenticationToken(string(cfg.Pulsar.Token))
+	case cfg.Pulsar.TLSCertFile != "":
+		opts.Authentication = pulsar.NewAuthenticationTLS(cfg.Pulsar.TLSCertFile, cfg.Pulsar.TLSKeyFile)
+	}
+	c, err := pulsar.NewClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("pulsar client for %q: %w", cfg.Pulsar.URL, err)
+	}
+	p.client = c
+	p.writer = NewWriter(&p.cfg, log.With("component", "clickhouse"), m)
+	return p, nil
+}
+
+// Metrics returns the pipeline's metrics.
+func (p *Pipeline) Metrics() *Metrics { return p.m }
+
+// Ready is closed once every partition is subscribed and consuming.
+func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
+
+// Run consumes until ctx ends, then stops gracefully within shutdown_timeout: it stops taking
+// messages, writes every open window as partial rows, acknowledges what is written and returns.
+func (p *Pipeline) Run(ctx context.Context) error {
+	stopCtx, cancelStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelStop()
+	context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.ShutdownTimeout, cancelStop)
+		context.AfterFunc(stopCtx, func() { t.Stop() })
+	})
+
+	if err := p.writer.Setup(ctx); err != nil {
+		return fmt.Errorf("clickhouse setup: %w", err)
+	}
+	p.writer.Start(stopCtx)
+	defer p.writer.Close()
+
+	dec, err := p.cfg.Decoder("")
+	if err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	if dl := p.cfg.Pulsar.DeadLetter(); dl != "" {
+		prod, err := p.client.CreateProducer(pulsar.ProducerOptions{Topic: dl, Name: ""})
+		if err != nil {
+			return fmt.Errorf("dead-letter producer for %q: %w", dl, err)
+		}
+		defer prod.Close()
+		p.dlq = &dlqPublisher{prod: prod, topic: p.cfg.Pulsar.Topic, m: p.m}
+	} else {
+		p.dlq = &dlqPublisher{topic: p.cfg.Pulsar.Topic, m: p.m}
+	}
+
+	parts, err := p.client.TopicPartitions(p.cfg.Pulsar.Topic)
+	if err != nil {
+		return fmt.Errorf("partitions of %q: %w", p.cfg.Pulsar.Topic, err)
+	}
+	reader := &progressReader{w: p.writer}
+	defer reader.close()
+
+	workers := make([]*worker, len(parts))
+	for i, topic := range parts {
+		ch := make(chan pulsar.ConsumerMessage, p.cfg.Pulsar.MessageChannelSize)
+		d, err := p.cfg.Decoder("")
+		if err != nil {
+			return err
+		}
+		_ = dec
+		wk := newWorker(partitionIndex(topic, i), &p.cfg, source{ch: ch}, d, reader, p.dlq, p.m, p.log)
+		opts := pulsar.ConsumerOptions{
+			Topic:                       topic,
+			SubscriptionName:            p.cfg.Pulsar.Subscription,
+			Type:                        pulsar.Failover,
+			SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
+			MessageChannel:              ch,
+			ReceiverQueueSize:           p.cfg.Pulsar.ReceiverQueueSize,
+			EventListener:               wk,
+		}
+		if p.cfg.Pulsar.SubscriptionType == "exclusive" {
+			opts.Type = pulsar.Exclusive
+		}
+		if p.cfg.Pulsar.InitialPosition == "latest" {
+			opts.SubscriptionInitialPosition = pulsar.SubscriptionPositionLatest
+		}
+		cons, err := p.client.Subscribe(opts)
+		if err != nil {
+			return fmt.Errorf("subscribe %q to %q: %w", p.cfg.Pulsar.Subscription, topic, err)
+		}
+		p.mu.Lock()
+		p.consumers = append(p.consumers, cons)
+		p.mu.Unlock()
+		wk.src.consumer = cons
+		workers[i] = wk
+	}
+	p.log.Info("consuming", "topic", p.cfg.Pulsar.Topic, "partitions", len(parts), "subscription", p.cfg.Pulsar.Subscription,
+		"type", p.cfg.Pulsar.SubscriptionType, "window", p.cfg.Window.Size, "time", p.cfg.Window.Time)
+
+	errs := make(chan error, len(workers))
+	for _, wk := range workers {
+		go func() { errs <- wk.run(ctx, stopCtx) }()
+	}
+	p.readyOnce.Do(func() { p.m.ready.Store(true); close(p.ready) })
+
+	var all []error
+	for range workers {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+			cancelStop() // a worker that failed outside a shutdown stops the process
+		}
+	}
+	p.m.ready.Store(false)
+	return errors.Join(all...)
+}
+
+// partitionIndex parses the index from "<topic>-partition-<i>", or returns i.
+func partitionIndex(topic string, i int) int {
+	const sep = "-partition-"
+	for j := len(topic) - len(sep); j >= 0; j-- {
+		if topic[j:j+len(sep)] == sep {
+			if n, err := strconv.Atoi(topic[j+len(sep):]); err == nil {
+				return n
+			}
+			break
+		}
+	}
+	return i
+}
+
+// Close releases the Pulsar client and consumers. Safe to call twice.
+func (p *Pipeline) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		for _, c := range p.consumers {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.writer.Close()
+		p.client.Close()
+	})
+	return nil
+}
+
+// progressReader reads partitions' progress over one shared connection (reads are rare: on
+// start and when a partition moves here).
+type progressReader struct {
+	w  *Writer
+	mu sync.Mutex
+	c  *ch.Client
+}
+
+func (r *progressReader) Submit(ctx context.Context, b *block) error { return r.w.Submit(ctx, b) }
+
+func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var pr Progress
+	err := r.w.retry(ctx, "read progress", func() error {
+		if r.c == nil || r.c.IsClosed() {
+			c, err := r.w.dial(ctx)
+			if err != nil {
+				return err
+			}
+			r.c = c
+		}
+		var err error
+		if pr, err = r.w.progress(ctx, r.c, p); err != nil {
+			r.c.Close()
+			r.c = nil
+		}
+		return err
+	})
+	return pr, err
+}
+
+func (r *progressReader) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c != nil {
+		r.c.Close()
+	}
+}
+
+// dlqPublisher sends undecodable messages to the dead-letter topic with their original bytes,
+// key and properties, plus the reason, waiting for the broker's receipt before returning.
+type dlqPublisher struct {
+	prod  pulsar.Producer
+	topic string
+	m     *Metrics
+}
+
+// Publish implements deadLetter.
+func (d *dlqPublisher) Publish(ctx context.Context, p int, msg pulsar.Message, reason string, cause error) error {
+	if d.prod == nil {
+		return nil // disabled: counted by reason, acknowledged
+	}
+	props := make(map[string]string, len(msg.Properties())+5)
+	for k, v := range msg.Properties() {
+		props[k] = v
+	}
+	props["pipelined-reason"] = reason
+	props["pipelined-error"] = cause.Error()
+	props["pipelined-source-topic"] = msg.Topic()
+	props["pipelined-source-partition"] = strconv.Itoa(p)
+	props["pipelined-source-message-id"] = positionOf(msg.ID()).String()
+	backoff := 100 * time.Millisecond
+	for {
+		_, err := d.prod.Send(ctx, &pulsar.ProducerMessage{
+			Payload: msg.Payload(), Key: msg.Key(), Properties: props, EventTime: msg.EventTime(),
+		})
+		if err == nil {
+			d.m.deadLettered.Inc()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("dead-letter message %s of partition %d: %w", positionOf(msg.ID()), p, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}

@@ -1,0 +1,462 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/ch-go"
+	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/pipelined/pipelined/agg"
+)
+
+// block is what one INSERT writes: one partition's rows of one window (or its late readings).
+// Its rows are a deterministic function of the partition's messages from first to cut, so a
+// replay after a crash rebuilds the same block with the same deduplication token.
+type block struct {
+	partition int
+	window    *agg.Window // nil for a block of late readings
+	late      *lateRows
+	partial   bool     // written before the window closed (idle, shutdown, memory pressure)
+	first     Position // first message in the block
+	cut       Position // last message the partition had processed when the block was cut
+	closedAt  time.Time
+	lateSizeMs int64 // window size, for the late table's window_start
+	done      atomic.Bool // set by the writer once the block is in ClickHouse
+}
+
+func (b *block) rows() int {
+	if b.window != nil {
+		return b.window.Len()
+	}
+	return b.late.len()
+}
+
+// lateRows are readings whose window had closed, kept for clickhouse.late_table.
+type lateRows struct {
+	pos      []Position
+	readings []agg.Reading
+	received []int64
+}
+
+func (l *lateRows) len() int { return len(l.pos) }
+
+func (l *lateRows) add(p Position, r *agg.Reading, nowMs int64) {
+	l.pos = append(l.pos, p)
+	l.readings = append(l.readings, *r)
+	l.received = append(l.received, nowMs)
+}
+
+// Writer writes blocks to ClickHouse over the native protocol, Writers connections in parallel,
+// retrying each block with backoff until it is in or the writer is closed. Each block carries an
+// insert_deduplication_token, so a retry of a block that did land is dropped by ClickHouse.
+type Writer struct {
+	cfg      ClickHouseConfig
+	topic    string
+	spec     agg.Spec
+	measures []string // column prefixes
+	log      *slog.Logger
+	m        *Metrics
+
+	in     chan *block
+	budget rowBudget
+	wg     sync.WaitGroup
+	stop   context.CancelFunc
+	once   sync.Once
+}
+
+// NewWriter returns a writer for cfg. It connects in Start.
+func NewWriter(cfg *Config, log *slog.Logger, m *Metrics) *Writer {
+	w := &Writer{
+		cfg:   cfg.ClickHouse,
+		topic: cfg.Pulsar.Topic,
+		spec:  cfg.Spec(),
+		log:   log,
+		m:     m,
+		in:    make(chan *block, 4*cfg.ClickHouse.Writers),
+	}
+	for _, f := range cfg.Schema.Measures {
+		w.measures = append(w.measures, columnName(f))
+	}
+	w.budget.init(cfg.Limits.MaxPendingRows, m)
+	return w
+}
+
+func (w *Writer) options() (ch.Options, error) {
+	o := ch.Options{
+		Address:     w.cfg.Addr,
+		Database:    w.cfg.Database,
+		User:        w.cfg.User,
+		Password:    string(w.cfg.Password),
+		ClientName:  "pipelined",
+		DialTimeout: w.cfg.DialTimeout,
+		ReadTimeout: 2 * time.Minute, // a large block can take a while to commit
+	}
+	switch w.cfg.Compression {
+	case "lz4":
+		o.Compression = ch.CompressionLZ4
+	case "zstd":
+		o.Compression = ch.CompressionZSTD
+	default:
+		o.Compression = ch.CompressionDisabled
+	}
+	if w.cfg.TLS {
+		tc := &tls.Config{InsecureSkipVerify: w.cfg.TLSInsecureSkipVerify} // #nosec G402 -- opt-in by config
+		if w.cfg.TLSCAFile != "" {
+			pem, err := os.ReadFile(w.cfg.TLSCAFile)
+			if err != nil {
+				return o, fmt.Errorf("clickhouse.tls_ca_file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return o, fmt.Errorf("clickhouse.tls_ca_file %q: no certificate found", w.cfg.TLSCAFile)
+			}
+		}
+		o.TLS = tc
+	}
+	return o, nil
+}
+
+// dial connects, retrying with backoff until ctx ends.
+func (w *Writer) dial(ctx context.Context) (*ch.Client, error) {
+	o, err := w.options()
+	if err != nil {
+		return nil, err
+	}
+	var c *ch.Client
+	err = w.retry(ctx, "connect", func() (err error) {
+		c, err = ch.Dial(ctx, o)
+		return err
+	})
+	return c, err
+}
+
+// retry runs f until it succeeds or ctx ends, backing off from 100ms to RetryMaxBackoff.
+func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info("clickhouse recovered", "op", what, "attempts", attempt)
+				w.m.chDown.Store(false)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("clickhouse %s: %w (gave up: %w)", what, err, ctx.Err())
+		}
+		w.m.chErrors.Inc()
+		w.m.chDown.Store(true)
+		w.log.Warn("clickhouse error, retrying", "op", what, "addr", w.cfg.Addr, "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("clickhouse %s: %w (gave up: %w)", what, err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, w.cfg.RetryMaxBackoff)
+	}
+}
+
+func (w *Writer) table() string { return "`" + w.cfg.Database + "`.`" + w.cfg.Table + "`" }
+func (w *Writer) lateTable() string {
+	return "`" + w.cfg.Database + "`.`" + w.cfg.LateTable + "`"
+}
+
+// DDL returns the statements that create the table, the final view and the late table.
+//
+// The table is an AggregatingMergeTree of SimpleAggregateFunction columns: several rows for one
+// device and window (partial flushes, or one per host after a Failover hand-over) merge into one,
+// and the view merges what has not been merged yet.
+func (w *Writer) DDL() []string {
+	ttl := ""
+	if w.cfg.TTL > 0 {
+		ttl = fmt.Sprintf("\nTTL window_start + INTERVAL %d SECOND", int64(w.cfg.TTL.Seconds()))
+	}
+	var cols, view []string
+	cols = append(cols,
+		"window_start DateTime('UTC') CODEC(Delta, ZSTD)",
+		"device_id Int64",
+		"source_partition UInt16",
+		"count SimpleAggregateFunction(sum, UInt64)",
+		"first_event SimpleAggregateFunction(min, DateTime64(3, 'UTC'))",
+		"last_event SimpleAggregateFunction(max, DateTime64(3, 'UTC'))")
+	view = append(view, "window_start", "device_id", "sum(count) AS count",
+		"min(first_event) AS first_event", "max(last_event) AS last_event")
+	for _, m := range w.measures {
+		cols = append(cols,
+			m+"_min SimpleAggregateFunction(min, Float64)",
+			m+"_max SimpleAggregateFunction(max, Float64)",
+			m+"_sum SimpleAggregateFunction(sum, Float64)")
+		view = append(view,
+			fmt.Sprintf("sum(%[1]s_sum) / sum(count) AS %[1]s_avg", m),
+			fmt.Sprintf("min(%[1]s_min) AS %[1]s_min", m),
+			fmt.Sprintf("max(%[1]s_max) AS %[1]s_max", m),
+			fmt.Sprintf("sum(%[1]s_sum) AS %[1]s_sum", m))
+	}
+	for _, s := range w.spec.Statuses {
+		cols = append(cols, fmt.Sprintf("%s SimpleAggregateFunction(sum, UInt64)", statusColumn(s)))
+		view = append(view, fmt.Sprintf("sum(%[1]s) AS %[1]s", statusColumn(s)))
+	}
+	cols = append(cols, "flushed_through SimpleAggregateFunction(max, UInt128)")
+
+	lateCols := []string{
+		"source_partition UInt16", "message_position UInt128", "device_id Int64",
+		"event_time DateTime64(3, 'UTC')", "window_start DateTime('UTC')",
+		"received_at DateTime64(3, 'UTC')", "status Int32"}
+	for _, m := range w.measures {
+		lateCols = append(lateCols, m+" Float64")
+	}
+	return []string{
+		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s`", w.cfg.Database),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n) ENGINE = AggregatingMergeTree\nPARTITION BY toYYYYMMDD(window_start)\nORDER BY (source_partition, device_id, window_start)%s\nSETTINGS non_replicated_deduplication_window = 10000",
+			w.table(), strings.Join(cols, ",\n  "), ttl),
+		fmt.Sprintf("CREATE VIEW IF NOT EXISTS `%s`.`%s` AS\nSELECT %s\nFROM %s\nGROUP BY window_start, device_id",
+			w.cfg.Database, w.cfg.ViewName(), strings.Join(view, ", "), w.table()),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n) ENGINE = ReplacingMergeTree\nPARTITION BY toYYYYMMDD(window_start)\nORDER BY (source_partition, message_position)%s\nSETTINGS non_replicated_deduplication_window = 10000",
+			w.lateTable(), strings.Join(lateCols, ",\n  "), ttl),
+	}
+}
+
+func statusColumn(v int32) string {
+	if v < 0 {
+		return fmt.Sprintf("status_neg%d", -int64(v))
+	}
+	return fmt.Sprintf("status_%d", v)
+}
+
+// Setup creates the tables when clickhouse.create_tables is on, retrying until ctx ends.
+func (w *Writer) Setup(ctx context.Context) error {
+	if !w.cfg.CreateTables {
+		return nil
+	}
+	c, err := w.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, q := range w.DDL() {
+		if err := c.Do(ctx, ch.Query{Body: q}); err != nil {
+			return fmt.Errorf("create: %w\n%s", err, q)
+		}
+	}
+	return nil
+}
+
+// Progress is what ClickHouse already holds of one partition, read when the partition is
+// (re)assigned: for each window start (ms), the last message position written; and the highest
+// event time written, from which the watermark is restored.
+type Progress struct {
+	Through  map[int64]Position
+	Max      Position // the highest of Through
+	MaxEvent int64    // epoch ms; math.MinInt64 if nothing was written
+}
+
+// Progress reads partition p's progress from the table, retrying until ctx ends.
+func (w *Writer) progress(ctx context.Context, c *ch.Client, p int) (Progress, error) {
+	pr := Progress{Through: map[int64]Position{}, MaxEvent: math.MinInt64}
+	var (
+		start  proto.ColInt64
+		thru   proto.ColUInt128
+		maxEv  proto.ColInt64
+		since  = time.Now().Add(-w.cfg.Lookback).Unix()
+		query  = fmt.Sprintf("SELECT toInt64(toUnixTimestamp(window_start)) * 1000, max(flushed_through), max(toUnixTimestamp64Milli(last_event)) FROM %s WHERE source_partition = %d AND window_start >= toDateTime(%d) GROUP BY window_start", w.table(), p, since)
+		result = proto.Results{{Name: "s", Data: &start}, {Name: "t", Data: &thru}, {Name: "e", Data: &maxEv}}
+	)
+	err := c.Do(ctx, ch.Query{Body: query, Result: result.Auto(), OnResult: func(ctx context.Context, _ proto.Block) error {
+		for i := range start.Rows() {
+			pos := positionFrom(thru.Row(i))
+			pr.Through[start.Row(i)] = pos
+			if pr.Max.Less(pos) {
+				pr.Max = pos
+			}
+			pr.MaxEvent = max(pr.MaxEvent, maxEv.Row(i))
+		}
+		return nil
+	}})
+	if err != nil {
+		return pr, fmt.Errorf("progress of partition %d: %w", p, err)
+	}
+	return pr, nil
+}
+
+// Start connects the writers; they run until Close.
+func (w *Writer) Start(ctx context.Context) {
+	ctx, w.stop = context.WithCancel(ctx)
+	for i := range w.cfg.Writers {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.run(ctx, i)
+		}()
+	}
+}
+
+// Submit hands b to the writers, waiting while pending rows are over limits.max_pending_rows:
+// that wait is how a slow or absent ClickHouse stops intake instead of growing memory.
+func (w *Writer) Submit(ctx context.Context, b *block) error {
+	n := b.rows()
+	t0 := time.Now()
+	if err := w.budget.acquire(ctx, n); err != nil {
+		return err
+	}
+	select {
+	case w.in <- b:
+	case <-ctx.Done():
+		w.budget.release(n)
+		return ctx.Err()
+	}
+	if d := time.Since(t0); d > time.Millisecond {
+		w.m.blockedSink.Add(d.Seconds())
+	}
+	return nil
+}
+
+func (w *Writer) run(ctx context.Context, id int) {
+	cols := newAggColumns(w.spec, w.measures)
+	late := newLateColumns(w.measures)
+	var c *ch.Client
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for {
+		var b *block
+		select {
+		case b = <-w.in:
+		case <-ctx.Done():
+			return
+		}
+		var q ch.Query
+		if b.window != nil {
+			cols.fill(b, w.topic)
+			q = ch.Query{Body: "INSERT INTO " + w.table() + " " + cols.names + " VALUES", Input: cols.input}
+		} else {
+			late.fill(b)
+			q = ch.Query{Body: "INSERT INTO " + w.lateTable() + " " + late.names + " VALUES", Input: late.input}
+		}
+		q.Settings = []ch.Setting{{Key: "insert_deduplication_token", Value: b.token(w.topic), Important: true}}
+		t0 := time.Now()
+		err := w.retry(ctx, "insert", func() error {
+			if c == nil || c.IsClosed() {
+				var err error
+				if c, err = w.dial(ctx); err != nil {
+					return err
+				}
+			}
+			if err := c.Do(ctx, q); err != nil {
+				c.Close() // the connection state is unknown after a failed insert
+				c = nil
+				return fmt.Errorf("insert %d rows of partition %d window %d: %w", b.rows(), b.partition, windowStart(b), err)
+			}
+			return nil
+		})
+		if err != nil {
+			w.log.Error("block not written", "partition", b.partition, "err", err)
+			w.budget.release(b.rows())
+			return // shutting down: the block stays unacknowledged and will be replayed
+		}
+		w.m.flushDuration.UpdateDuration(t0)
+		if !b.closedAt.IsZero() {
+			w.m.closeToVisible.UpdateDuration(b.closedAt)
+		}
+		w.m.blocksWritten.Inc()
+		if b.window != nil {
+			w.m.rowsWritten.Add(b.rows())
+		} else {
+			w.m.lateWritten.Add(b.rows())
+		}
+		w.budget.release(b.rows())
+		b.done.Store(true)
+		_ = id
+	}
+}
+
+func windowStart(b *block) int64 {
+	if b.window != nil {
+		return b.window.Start
+	}
+	return 0
+}
+
+// token is the block's insert_deduplication_token: the same messages give the same token.
+func (b *block) token(topic string) string {
+	kind := "w"
+	if b.window == nil {
+		kind = "late"
+	}
+	return fmt.Sprintf("pipelined/%s/%d/%s%d/%s-%s/%d", topic, b.partition, kind, windowStart(b), b.first, b.cut, b.rows())
+}
+
+// Close stops the writers; blocks not yet written stay unacknowledged. Safe to call twice.
+func (w *Writer) Close() {
+	w.once.Do(func() {
+		if w.stop != nil {
+			w.stop()
+		}
+		w.budget.close()
+		w.wg.Wait()
+	})
+}
+
+// rowBudget counts rows handed to the writers and not yet written.
+type rowBudget struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	used   int
+	max    int
+	closed bool
+	m      *Metrics
+}
+
+func (r *rowBudget) init(max int, m *Metrics) {
+	r.max, r.m = max, m
+	r.cond = sync.NewCond(&r.mu)
+}
+
+// acquire waits until n rows fit (a block larger than the budget waits for an empty one).
+func (r *rowBudget) acquire(ctx context.Context, n int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	for r.used > 0 && r.used+n > r.max {
+		if ctx.Err() != nil || r.closed {
+			return errors.Join(ctx.Err(), errors.New("writer closed"))
+		}
+		r.cond.Wait()
+	}
+	r.used += n
+	r.m.pendingRows.Store(int64(r.used))
+	return nil
+}
+
+func (r *rowBudget) release(n int) {
+	r.mu.Lock()
+	r.used -= n
+	r.m.pendingRows.Store(int64(r.used))
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+func (r *rowBudget) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}

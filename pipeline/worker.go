@@ -1,0 +1,468 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+
+	"github.com/pipelined/pipelined/agg"
+	"github.com/pipelined/pipelined/internal/avrodec"
+)
+
+// lateBatchRows is how many late readings a partition gathers before writing them.
+const lateBatchRows = 10000
+
+// drainBatch bounds how many messages a worker takes without looking at its timer and context.
+const drainBatch = 1024
+
+// mark is a message a partition may acknowledge up to: the message just before something that
+// is not yet in ClickHouse. A zero mark (no ID) means nothing before it was seen in this epoch.
+type mark struct {
+	pos     Position
+	id      pulsar.MessageID
+	seq     uint64 // messages processed in this epoch up to and including this one
+	eventMs int64  // its event time, 0 if it had none
+}
+
+// openWindow is an open window's bookkeeping: where it began in the partition.
+type openWindow struct {
+	w     *agg.Window
+	first Position
+	prev  mark
+}
+
+// inflight is a block handed to the writer and not yet confirmed.
+type inflight struct {
+	b    *block
+	prev mark
+}
+
+// source is what a worker reads from: one partition's consumer and its channel.
+type source struct {
+	consumer pulsar.Consumer
+	ch       <-chan pulsar.ConsumerMessage
+}
+
+// worker owns one partition: its consumer's channel, decoder, window stream, the blocks it has
+// handed to the writer and its acknowledgements. Nothing it touches per message is shared, so
+// the hot path takes no lock.
+type worker struct {
+	p      int
+	cfg    *Config
+	src    source
+	dec    *avrodec.Decoder
+	stream *agg.Stream
+	writer blockWriter
+	dlq    deadLetter
+	m      *Metrics
+	pm     *partitionMetrics
+	log    *slog.Logger
+	now    func() time.Time
+
+	// Failover: the listener bumps epoch and sets active; the worker notices per message.
+	epoch     atomic.Int64
+	activeSig atomic.Bool
+	seenEpoch int64
+	active    bool
+
+	skipping bool     // replayed messages may already be in ClickHouse
+	progress Progress // what ClickHouse held when this epoch began
+	last     mark     // the last message processed in this epoch
+	seq      uint64   // messages processed in this epoch
+	acked    mark
+	open     []openWindow
+	pending  []inflight
+	late     *lateRows
+	latePrev mark
+	lateAt   time.Time
+	r        agg.Reading
+	lastMsg  time.Time
+	bytes    int
+
+	reportedWindows, reportedKeys int64
+}
+
+// blockWriter is the writer as a worker sees it.
+type blockWriter interface {
+	Submit(ctx context.Context, b *block) error
+	ReadProgress(ctx context.Context, p int) (Progress, error)
+}
+
+// deadLetter publishes a message that cannot be decoded, returning once it is durable.
+type deadLetter interface {
+	Publish(ctx context.Context, p int, msg pulsar.Message, reason string, cause error) error
+}
+
+func newWorker(p int, cfg *Config, src source, dec *avrodec.Decoder, w blockWriter, dlq deadLetter, m *Metrics, log *slog.Logger) *worker {
+	wk := &worker{
+		p: p, cfg: cfg, src: src, dec: dec, writer: w, dlq: dlq, m: m,
+		pm:  m.partition(p),
+		log: log.With("partition", p),
+		now: time.Now,
+	}
+	wk.activeSig.Store(true)
+	wk.reset()
+	return wk
+}
+
+// BecameActive is called by the Pulsar client when this process gets the partition.
+func (wk *worker) BecameActive(_ pulsar.Consumer, _ string, _ int32) {
+	wk.activeSig.Store(true)
+	wk.epoch.Add(1)
+}
+
+// BecameInactive is called by the Pulsar client when another consumer gets the partition.
+func (wk *worker) BecameInactive(_ pulsar.Consumer, _ string, _ int32) {
+	wk.activeSig.Store(false)
+	wk.epoch.Add(1)
+}
+
+// reset forgets the partition's state: a new epoch begins from what ClickHouse holds.
+// Blocks already handed to the writer are written, but no longer acknowledged from here.
+func (wk *worker) reset() {
+	wk.stream = agg.NewStream(wk.cfg.StreamConfig())
+	wk.open = wk.open[:0]
+	wk.pending = wk.pending[:0]
+	wk.late = &lateRows{}
+	wk.last = mark{}
+	wk.acked = mark{}
+	wk.seq = 0
+	wk.skipping = false
+}
+
+// activate starts an epoch: reads what ClickHouse already holds of the partition, so replayed
+// messages that are already written are skipped and the watermark resumes where it was.
+func (wk *worker) activate(ctx context.Context) error {
+	wk.reset()
+	pr, err := wk.writer.ReadProgress(ctx, wk.p)
+	if err != nil {
+		return err
+	}
+	wk.progress = pr
+	wk.skipping = len(pr.Through) > 0
+	if wk.cfg.Window.Time == "event" && len(pr.Through) > 0 {
+		wk.stream.Restore(pr.MaxEvent)
+	}
+	wk.lastMsg = wk.now()
+	if wk.skipping {
+		wk.log.Info("partition resumed", "windows_written", len(pr.Through), "written_through", pr.Max.String(), "watermark_ms", wk.stream.Watermark())
+	}
+	return nil
+}
+
+// run consumes until ctx ends, then writes what it holds and acknowledges it (within stopCtx).
+func (wk *worker) run(ctx, stopCtx context.Context) error {
+	if err := wk.activate(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(wk.cfg.Pulsar.AckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case cm, ok := <-wk.src.ch:
+			nowMs := wk.now().UnixMilli()
+		batch:
+			for i := 0; ; i++ {
+				if !ok {
+					return wk.drain(stopCtx)
+				}
+				if err := wk.handle(ctx, cm.Message, nowMs); err != nil {
+					return wk.stopped(ctx, stopCtx, err)
+				}
+				if i == drainBatch {
+					break
+				}
+				select { // take what is queued without going back to the timer and context
+				case cm, ok = <-wk.src.ch:
+				default:
+					break batch
+				}
+			}
+			wk.lastMsg = wk.now()
+		case <-tick.C:
+			if err := wk.tick(ctx); err != nil {
+				return wk.stopped(ctx, stopCtx, err)
+			}
+		case <-ctx.Done():
+			return wk.drain(stopCtx)
+		}
+	}
+}
+
+func (wk *worker) stopped(ctx, stopCtx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return wk.drain(stopCtx)
+	}
+	return err
+}
+
+// handle is the hot path: one message through decode and aggregate.
+func (wk *worker) handle(ctx context.Context, msg pulsar.Message, nowMs int64) error {
+	if e := wk.epoch.Load(); e != wk.seenEpoch {
+		if err := wk.changeEpoch(ctx, e); err != nil {
+			return err
+		}
+	}
+	if !wk.active {
+		return nil // another consumer owns the partition now; it gets this message too
+	}
+	id := msg.ID()
+	pos := positionOf(id)
+	if wk.last.id != nil && !wk.last.pos.Less(pos) {
+		wk.m.skipped.Inc() // redelivered after a reconnect: already in the windows
+		return nil
+	}
+	payload := msg.Payload()
+	wk.pm.received.Inc()
+	wk.bytes += len(payload)
+	if err := wk.dec.Decode(payload, &wk.r); err != nil {
+		var de *avrodec.Error
+		reason := "malformed"
+		if errors.As(err, &de) {
+			reason = de.Reason
+		}
+		wk.m.decodeError(reason)
+		if err := wk.dlq.Publish(ctx, wk.p, msg, reason, err); err != nil {
+			return err
+		}
+		wk.seq++
+		wk.last = mark{pos, id, wk.seq, 0}
+		return nil
+	}
+	at := wk.r.TimeMs
+	if wk.cfg.Window.Time == "processing" {
+		at = nowMs
+	}
+	if wk.skipping && wk.written(pos, at) {
+		wk.m.skipped.Inc()
+		wk.seq++
+		wk.last = mark{pos, id, wk.seq, wk.r.TimeMs}
+		return nil
+	}
+	w, out := wk.stream.Add(&wk.r, at)
+	switch out {
+	case agg.Late:
+		wk.m.late.Inc()
+		if wk.cfg.Window.LatePolicy == "table" {
+			if wk.late.len() == 0 {
+				wk.latePrev, wk.lateAt = wk.last, wk.now()
+			}
+			wk.late.add(pos, &wk.r, nowMs)
+		}
+	case agg.Opened:
+		wk.open = append(wk.open, openWindow{w: w, first: pos, prev: wk.last})
+	}
+	wk.seq++
+	wk.last = mark{pos, id, wk.seq, wk.r.TimeMs}
+	for c := wk.stream.PopClosed(); c != nil; c = wk.stream.PopClosed() {
+		if err := wk.emit(ctx, c, false); err != nil {
+			return err
+		}
+	}
+	if w != nil && w.Len() >= wk.cfg.Limits.MaxKeysPerWindow {
+		wk.stream.Detach(w)
+		if err := wk.emit(ctx, w, true); err != nil {
+			return err
+		}
+	}
+	if wk.late.len() >= lateBatchRows {
+		return wk.emitLate(ctx)
+	}
+	return nil
+}
+
+// written reports whether the message at pos (time at) is already in ClickHouse, from the
+// progress read when the epoch began. Once past everything written, it stops looking.
+func (wk *worker) written(pos Position, at int64) bool {
+	if wk.progress.Max.Less(pos) {
+		wk.skipping = false
+		return false
+	}
+	if wk.cfg.Window.Time == "processing" {
+		return true // processing-time blocks cover contiguous runs of the partition
+	}
+	through, ok := wk.progress.Through[wk.stream.WindowStart(at)]
+	return ok && !through.Less(pos)
+}
+
+func (wk *worker) changeEpoch(ctx context.Context, e int64) error {
+	wk.seenEpoch = e
+	active := wk.activeSig.Load()
+	if !active {
+		wk.log.Info("partition moved to another consumer; dropping its open windows")
+		wk.active = false
+		wk.reset()
+		return nil
+	}
+	if wk.active && wk.last.id == nil {
+		return nil // still fresh: nothing to redo
+	}
+	wk.log.Info("partition assigned to this consumer")
+	wk.active = true
+	return wk.activate(ctx)
+}
+
+// emit hands a window to the writer as a block cut at the last processed message.
+func (wk *worker) emit(ctx context.Context, w *agg.Window, partial bool) error {
+	var ow openWindow
+	for i := range wk.open {
+		if wk.open[i].w == w {
+			ow = wk.open[i]
+			wk.open = append(wk.open[:i], wk.open[i+1:]...)
+			break
+		}
+	}
+	if ow.w == nil {
+		panic("pipeline: emitted window was not open")
+	}
+	if partial {
+		wk.m.partialFlushes.Inc()
+	}
+	b := &block{partition: wk.p, window: w, partial: partial, first: ow.first, cut: wk.last.pos, closedAt: wk.now()}
+	wk.pending = append(wk.pending, inflight{b: b, prev: ow.prev})
+	return wk.writer.Submit(ctx, b)
+}
+
+func (wk *worker) emitLate(ctx context.Context) error {
+	if wk.late.len() == 0 {
+		return nil
+	}
+	b := &block{partition: wk.p, late: wk.late, first: wk.late.pos[0], cut: wk.last.pos, lateSizeMs: wk.cfg.Window.Size.Milliseconds()}
+	wk.pending = append(wk.pending, inflight{b: b, prev: wk.latePrev})
+	wk.late = &lateRows{}
+	return wk.writer.Submit(ctx, b)
+}
+
+// flushOpen writes every open window as partial rows, so everything processed can be
+// acknowledged: on an idle partition and on shutdown.
+func (wk *worker) flushOpen(ctx context.Context) error {
+	for len(wk.open) > 0 {
+		w := wk.open[0].w
+		wk.stream.Detach(w)
+		if err := wk.emit(ctx, w, true); err != nil {
+			return err
+		}
+	}
+	return wk.emitLate(ctx)
+}
+
+// tick does the periodic work: reap written blocks, advance processing time, flush an idle
+// partition and late readings, acknowledge, publish gauges.
+func (wk *worker) tick(ctx context.Context) error {
+	if e := wk.epoch.Load(); e != wk.seenEpoch {
+		if err := wk.changeEpoch(ctx, e); err != nil {
+			return err
+		}
+	}
+	now := wk.now()
+	if wk.bytes > 0 {
+		wk.m.bytesIn.Add(wk.bytes)
+		wk.bytes = 0
+	}
+	if wk.active {
+		if wk.cfg.Window.Time == "processing" {
+			wk.stream.AdvanceTo(now.UnixMilli())
+			for c := wk.stream.PopClosed(); c != nil; c = wk.stream.PopClosed() {
+				if err := wk.emit(ctx, c, false); err != nil {
+					return err
+				}
+			}
+		}
+		if idle := wk.cfg.Window.IdleFlush; idle > 0 && len(wk.open) > 0 && now.Sub(wk.lastMsg) >= idle {
+			if err := wk.flushOpen(ctx); err != nil {
+				return err
+			}
+		}
+		if wk.late.len() > 0 && now.Sub(wk.lateAt) >= time.Second {
+			if err := wk.emitLate(ctx); err != nil {
+				return err
+			}
+		}
+		wk.ack()
+	}
+	wins, keys := int64(len(wk.open)), int64(wk.stream.Keys())
+	wk.m.openWindows.Add(wins - wk.reportedWindows)
+	wk.m.openKeys.Add(keys - wk.reportedKeys)
+	wk.reportedWindows, wk.reportedKeys = wins, keys
+	return nil
+}
+
+// ackMark returns how far the partition may be acknowledged: up to just before the oldest
+// message that is in an open window, an unwritten block or the late buffer.
+func (wk *worker) ackMark() mark {
+	target := wk.last
+	lower := func(m mark) {
+		if m.id == nil || m.pos.Less(target.pos) {
+			target = m
+		}
+	}
+	for _, o := range wk.open {
+		lower(o.prev)
+	}
+	for _, f := range wk.pending {
+		lower(f.prev)
+	}
+	if wk.late.len() > 0 {
+		lower(wk.latePrev)
+	}
+	return target
+}
+
+// ack reaps written blocks and acknowledges cumulatively what is durable.
+func (wk *worker) ack() {
+	kept := wk.pending[:0]
+	for _, f := range wk.pending {
+		if f.b.done.Load() {
+			if f.b.window != nil {
+				wk.stream.Release(f.b.window)
+			}
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(wk.pending[len(kept):])
+	wk.pending = kept
+	t := wk.ackMark()
+	if t.id == nil || (wk.acked.id != nil && !wk.acked.pos.Less(t.pos)) {
+		return
+	}
+	if err := wk.src.consumer.AckIDCumulative(t.id); err != nil {
+		wk.log.Warn("acknowledge failed; will retry", "position", t.pos.String(), "err", err)
+		return
+	}
+	wk.pm.acked.Add(int(t.seq - wk.acked.seq))
+	wk.acked = t
+	if t.eventMs > 0 {
+		wk.pm.ackedEventMs.Store(t.eventMs)
+	}
+}
+
+// drain is the graceful stop: write every open window as partial rows, wait until the writer
+// has them all, acknowledge, return. If stopCtx ends first, what is not written stays
+// unacknowledged and is replayed by the next run.
+func (wk *worker) drain(stopCtx context.Context) error {
+	if !wk.active {
+		return nil
+	}
+	if err := wk.flushOpen(stopCtx); err != nil {
+		return fmt.Errorf("partition %d: flush on stop: %w", wk.p, err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		wk.ack()
+		if len(wk.pending) == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-stopCtx.Done():
+			return fmt.Errorf("partition %d: %d block(s) not written before the shutdown timeout: %w", wk.p, len(wk.pending), stopCtx.Err())
+		}
+	}
+}
