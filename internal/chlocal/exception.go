@@ -1,0 +1,42 @@
+package chlocal
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/ClickHouse/ch-go/proto"
+)
+
+// Exception is an error of the engine, as ClickHouse reports it.
+type Exception struct {
+	Code    int32  // ClickHouse error code, e.g. 60 for UNKNOWN_TABLE
+	Message string // "DB::Exception: ..." as a ClickHouse server sends it
+}
+
+// Error returns the text ClickHouse prints: "Code: N. DB::Exception: ...".
+func (e *Exception) Error() string {
+	return "Code: " + strconv.Itoa(int(e.Code)) + ". " + e.Message
+}
+
+// proto returns the Exception packet for the client.
+func (e *Exception) proto() proto.Exception {
+	return proto.Exception{Code: proto.Error(e.Code), Name: "DB::Exception", Message: e.Message}
+}
+
+var exceptionRe = regexp.MustCompile(`(?s)^(?:.*?)Code: (\d+)\. (.*)$`)
+
+// codeStdException is ClickHouse's STD_EXCEPTION, used for errors that
+// carry no ClickHouse code.
+const codeStdException = int32(proto.ErrStdException)
+
+// parseException parses chDB's error text "Code: N. DB::Exception: ...".
+func parseException(msg string) *Exception {
+	msg = strings.TrimSpace(msg)
+	if m := exceptionRe.FindStringSubmatch(msg); m != nil {
+		if code, err := strconv.ParseInt(m[1], 10, 32); err == nil {
+			return &Exception{Code: int32(code), Message: m[2]}
+		}
+	}
+	return &Exception{Code: codeStdException, Message: "DB::Exception: " + msg}
+}
