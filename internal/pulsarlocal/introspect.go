@@ -2,6 +2,7 @@ package pulsarlocal
 
 import (
 	"fmt"
+	"math/bits"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -67,9 +68,17 @@ func (b *Broker) Subscription(topic string, partition int, sub string) (Subscrip
 	}
 	st := SubscriptionState{MarkDelete: s.markDelete, AckedEntries: len(s.acked), Consumers: len(s.consumers)}
 	for id := s.markDelete; id < int64(len(t.entries)); id++ {
-		if _, ok := s.acked[id]; !ok {
-			st.Backlog += int64(t.entries[id].n)
+		if _, ok := s.acked[id]; ok {
+			continue
 		}
+		n := int64(t.entries[id].n)
+		if set, ok := s.partial[id]; ok {
+			n = 0
+			for _, w := range set {
+				n += int64(bits.OnesCount64(uint64(w)))
+			}
+		}
+		st.Backlog += n
 	}
 	return st, nil
 }
