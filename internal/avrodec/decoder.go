@@ -24,6 +24,7 @@ const maxDepth = 64
 // A Decoder is not safe for concurrent use: it is used by one goroutine at a time (the pipeline
 // makes one per partition worker), and the *Error it returns is reused by the next Decode.
 type Decoder struct {
+	fast      []fastStep
 	steps     []step
 	names     []string // writer field name of each step, for errors
 	measures  int
@@ -44,16 +45,12 @@ func New(schema avro.Schema, f Fields, maxBytes int) (*Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Decoder{steps: steps, names: names, measures: len(f.Measures), maxBytes: maxBytes}, nil
+	return &Decoder{fast: fastPlan(steps), steps: steps, names: names, measures: len(f.Measures), maxBytes: maxBytes}, nil
 }
 
-// Decode decodes the record b into r. On failure it returns an *Error (valid until the next
-// Decode) and leaves r partly written.
-//
-// Every byte of b must belong to the record: bytes left over fail with ReasonTrailingBytes.
-// Measures not configured (r.Values beyond the configured count) are set to zero, and so is
-// r.Status when no status field is configured.
-func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
+// decodeCareful is Decode done one field at a time with every check spelled out: the reference
+// the fast path in Decode must agree with, and the path that builds its errors.
+func (d *Decoder) decodeCareful(b []byte, r *agg.Reading) error {
 	if len(b) == 0 {
 		return d.fail(ReasonEmpty, "", b, 0, 0)
 	}
@@ -64,103 +61,8 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 	i := 0
 	var ok bool
 	for k := range d.steps {
-		s := &d.steps[k]
-		switch s.op {
-		case opKeyInt:
-			var v int32
-			if v, i, ok = d.readInt(b, i, k); !ok {
-				return &d.err
-			}
-			r.Key = int64(v)
-		case opKeyLong:
-			if r.Key, i, ok = d.readLong(b, i, k); !ok {
-				return &d.err
-			}
-		case opTimeInt:
-			var v int32
-			if v, i, ok = d.readInt(b, i, k); !ok {
-				return &d.err
-			}
-			r.TimeMs = int64(v)
-		case opTimeLong:
-			if r.TimeMs, i, ok = d.readLong(b, i, k); !ok {
-				return &d.err
-			}
-		case opStatusInt:
-			if r.Status, i, ok = d.readInt(b, i, k); !ok {
-				return &d.err
-			}
-		case opStatusLong:
-			start := i
-			var v int64
-			if v, i, ok = d.readLong(b, i, k); !ok {
-				return &d.err
-			}
-			if v != int64(int32(v)) {
-				d.stepIndex = k
-				return d.fail(ReasonMalformed, "status out of int32 range", b, start, v)
-			}
-			r.Status = int32(v)
-		case opStatusEnum:
-			start := i
-			var v int32
-			if v, i, ok = d.readInt(b, i, k); !ok {
-				return &d.err
-			}
-			if v < 0 || v >= s.n {
-				d.stepIndex = k
-				return d.fail(ReasonMalformed, "enum index", b, start, int64(v))
-			}
-			r.Status = v
-		case opMeasureDouble:
-			if len(b)-i < 8 {
-				d.stepIndex = k
-				return d.fail(ReasonTruncated, "", b, i, 0)
-			}
-			r.Values[s.idx] = math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))
-			i += 8
-		case opMeasureFloat:
-			if len(b)-i < 4 {
-				d.stepIndex = k
-				return d.fail(ReasonTruncated, "", b, i, 0)
-			}
-			r.Values[s.idx] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
-			i += 4
-		case opMeasureInt:
-			var v int32
-			if v, i, ok = d.readInt(b, i, k); !ok {
-				return &d.err
-			}
-			r.Values[s.idx] = float64(v)
-		case opMeasureLong:
-			var v int64
-			if v, i, ok = d.readLong(b, i, k); !ok {
-				return &d.err
-			}
-			r.Values[s.idx] = float64(v)
-		case opMeasureNullable:
-			if i, ok = d.readNullable(b, i, k, s, r); !ok {
-				return &d.err
-			}
-		case opSkipInt:
-			if _, i, ok = d.readInt(b, i, k); !ok {
-				return &d.err
-			}
-		case opSkipLong:
-			if _, i, ok = d.readLong(b, i, k); !ok {
-				return &d.err
-			}
-		case opSkipN:
-			if len(b)-i < int(s.n) {
-				d.stepIndex = k
-				return d.fail(ReasonTruncated, "", b, i, 0)
-			}
-			i += int(s.n)
-		default:
-			d.stepIndex = k
-			if i, ok = d.skipStep(b, i, s); !ok {
-				return &d.err
-			}
+		if i, ok = d.step(b, i, k, r); !ok {
+			return &d.err
 		}
 	}
 	if i != len(b) {
@@ -169,6 +71,83 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 	}
 	clear(r.Values[d.measures:])
 	return nil
+}
+
+// step decodes field k at b[i:] into r, returning where the next field starts; when it returns
+// false, d.err says why.
+func (d *Decoder) step(b []byte, i, k int, r *agg.Reading) (int, bool) {
+	s := &d.steps[k]
+	d.stepIndex = k
+	var ok bool
+	switch s.op {
+	case opKeyInt:
+		var v int32
+		v, i, ok = d.readInt(b, i, k)
+		r.Key = int64(v)
+	case opKeyLong:
+		r.Key, i, ok = d.readLong(b, i, k)
+	case opTimeInt:
+		var v int32
+		v, i, ok = d.readInt(b, i, k)
+		r.TimeMs = int64(v)
+	case opTimeLong:
+		r.TimeMs, i, ok = d.readLong(b, i, k)
+	case opStatusInt:
+		r.Status, i, ok = d.readInt(b, i, k)
+	case opStatusLong:
+		start := i
+		var v int64
+		if v, i, ok = d.readLong(b, i, k); ok && v != int64(int32(v)) {
+			d.fail(ReasonMalformed, "status out of int32 range", b, start, v)
+			return i, false
+		}
+		r.Status = int32(v)
+	case opStatusEnum:
+		start := i
+		var v int32
+		if v, i, ok = d.readInt(b, i, k); ok && (v < 0 || v >= s.n) {
+			d.fail(ReasonMalformed, "enum index", b, start, int64(v))
+			return i, false
+		}
+		r.Status = v
+	case opMeasureDouble:
+		if len(b)-i < 8 {
+			d.fail(ReasonTruncated, "", b, i, 0)
+			return i, false
+		}
+		r.Values[s.idx] = math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))
+		return i + 8, true
+	case opMeasureFloat:
+		if len(b)-i < 4 {
+			d.fail(ReasonTruncated, "", b, i, 0)
+			return i, false
+		}
+		r.Values[s.idx] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
+		return i + 4, true
+	case opMeasureInt:
+		var v int32
+		v, i, ok = d.readInt(b, i, k)
+		r.Values[s.idx] = float64(v)
+	case opMeasureLong:
+		var v int64
+		v, i, ok = d.readLong(b, i, k)
+		r.Values[s.idx] = float64(v)
+	case opMeasureNullable:
+		return d.readNullable(b, i, k, s, r)
+	case opSkipInt:
+		_, i, ok = d.readInt(b, i, k)
+	case opSkipLong:
+		_, i, ok = d.readLong(b, i, k)
+	case opSkipN:
+		if len(b)-i < int(s.n) {
+			d.fail(ReasonTruncated, "", b, i, 0)
+			return i, false
+		}
+		return i + int(s.n), true
+	default:
+		return d.skipStep(b, i, s)
+	}
+	return i, ok
 }
 
 // fail fills the Decoder's Error; d.stepIndex names the field, -1 for none.

@@ -25,7 +25,7 @@ const (
 	opMeasureNullable // union of null and a number: kind says which number
 	opSkipInt
 	opSkipLong
-	opSkipN           // null, float, double, fixed: n bytes
+	opSkipN // null, float, double, fixed: n bytes
 	opSkipBool
 	opSkipBytes // string or bytes
 	opSkipEnum
