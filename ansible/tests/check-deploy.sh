@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# check-deploy: lint the Ansible tree, check the systemd unit, and apply the pipelined role
+# for real to a throwaway Debian root (debootstrap, cached) through the chroot connection,
+# twice: the second run must report changed=0.
+#
+#   ansible/tests/check-deploy.sh              (from anywhere; needs root for chroot)
+#
+# Environment:
+#   PIPELINED_CACHE        cache directory (default $HOME/.cache/pipelined): the Debian root tarball
+#   PIPELINED_DEPLOY_BINARY  a prebuilt pipelined binary to deploy ("copy" mode); default: the role
+#                          builds the repo with go build ("build" mode)
+#   SECURITY_THRESHOLD     highest accepted `systemd-analyze security` exposure (default 2.0)
+#   KEEP_ROOT=1            keep the Debian root after the run (its path is printed)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ansible_dir=$(dirname "$here")
+repo=$(dirname "$ansible_dir")
+unit=$repo/systemd/pipelined.service
+cache=${PIPELINED_CACHE:-$HOME/.cache/pipelined}
+threshold=${SECURITY_THRESHOLD:-2.0}
+suite=bookworm
+start=$SECONDS
+
+step() { printf '\n== %s (%ds)\n' "$*" "$((SECONDS - start))"; }
+fail() { printf '\ncheck-deploy: FAIL: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || fail "run as root (apt-get, debootstrap and chroot need it)"
+
+# --- tools -----------------------------------------------------------------------------------
+step "tools: ansible, ansible-lint, debootstrap, systemd-analyze, zstd"
+need=()
+for pkg in ansible ansible-lint debootstrap systemd zstd; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing: ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null || fail "apt-get update"
+	apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null || fail "apt-get install ${need[*]}"
+fi
+ansible --version | head -1
+ansible-lint --version 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'
+systemd-analyze --version | head -1
+# community.general (chroot connection) must come from Debian's ansible, not Galaxy.
+ansible-doc -t connection community.general.chroot >/dev/null 2>&1 ||
+	fail "community.general.chroot connection plugin not found (Debian's ansible package ships it)"
+
+# --- lint and syntax ---------------------------------------------------------------------------
+step "ansible-lint"
+(cd "$ansible_dir" && ansible-lint --offline -q site.yml roles tests/chroot.yml) || fail "ansible-lint reported problems"
+echo "ansible-lint: clean"
+
+step "ansible-playbook --syntax-check"
+(cd "$ansible_dir" && ansible-playbook --syntax-check -i inventory/hosts.yml site.yml) || fail "syntax-check of site.yml"
+(cd "$ansible_dir" && ansible-playbook --syntax-check -i localhost, tests/chroot.yml) || fail "syntax-check of tests/chroot.yml"
+
+step "inventory: hosts.yml has every group site.yml targets"
+groups=$(cd "$ansible_dir" && ansible-inventory -i inventory/hosts.yml --list)
+for g in pulsar clickhouse pipelined producer; do
+	python3 -c 'import json,sys; d=json.load(sys.stdin); g=sys.argv[1]; sys.exit(0 if d.get(g,{}).get("hosts") else 1)' "$g" <<<"$groups" ||
+		fail "inventory/hosts.yml: group $g has no hosts"
+done
+echo "groups pulsar, clickhouse, pipelined, producer: present"
+
+# --- systemd unit, offline --------------------------------------------------------------------
+step "systemd-analyze security --offline (threshold $threshold)"
+# --threshold counts in tenths: exposure 2.0 is 20.
+tenths=$(awk -v t="$threshold" 'BEGIN { printf "%d", t * 10 + 0.5 }')
+sec_out=$(cd "$(dirname "$unit")" && systemd-analyze security --offline=true --threshold="$tenths" "$(basename "$unit")" 2>&1) && sec_rc=0 || sec_rc=$?
+grep -E '✗' <<<"$sec_out" || true
+overall=$(grep -E 'Overall exposure level' <<<"$sec_out") || fail "systemd-analyze security printed no overall level:
+$sec_out"
+echo "$overall"
+[ "$sec_rc" -eq 0 ] || fail "systemd-analyze security: exposure above $threshold (exit $sec_rc)"
+level=$(sed -E 's/.*: ([0-9.]+) .*/\1/' <<<"$overall")
+awk -v l="$level" -v t="$threshold" 'BEGIN { exit !(l <= t) }' || fail "exposure $level > $threshold"
+
+# --- binary -----------------------------------------------------------------------------------
+work=$(mktemp -d /tmp/check-deploy.XXXXXX)
+root=$work/root
+cleanup() {
+	local rc=$?
+	for m in proc sys dev/pts dev; do
+		mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m" || true
+	done
+	if [ "${KEEP_ROOT:-0}" = 1 ]; then
+		echo "kept: $work"
+	else
+		rm -rf --one-file-system "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+extra=(-e "pipelined_build_output=$work/pipelined")
+if [ -n "${PIPELINED_DEPLOY_BINARY:-}" ]; then
+	[ -x "$PIPELINED_DEPLOY_BINARY" ] || fail "PIPELINED_DEPLOY_BINARY=$PIPELINED_DEPLOY_BINARY is not an executable"
+	extra=(-e pipelined_binary_mode=copy -e "pipelined_binary_src=$(realpath "$PIPELINED_DEPLOY_BINARY")")
+	echo "deploying the prebuilt $PIPELINED_DEPLOY_BINARY"
+else
+	export PATH=/usr/local/go/bin:$PATH
+	command -v go >/dev/null || fail "go not found (needed to build pipelined; or set PIPELINED_DEPLOY_BINARY)"
+fi
+
+# --- Debian root ------------------------------------------------------------------------------
+step "Debian $suite root (cache: $cache)"
+tarball=$cache/debian-$suite-minbase-python3-systemd.tar.zst
+mkdir -p "$cache" "$root"
+if [ ! -s "$tarball" ]; then
+	# The mirror apt already uses here (deb822 or one-line sources), else Debian's default.
+	mirror=$(grep -hoE '^URIs: *http[^ ]*/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | sed 's/^URIs: *//') || true
+	[ -n "$mirror" ] || mirror=$(grep -hoE '^deb +http[^ ]*/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}') || true
+	mirror=${mirror:-http://deb.debian.org/debian}
+	echo "debootstrap from $mirror (once; cached afterwards)"
+	boot=$work/boot
+	debootstrap --variant=minbase --include=python3,systemd "$suite" "$boot" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+		{ tail -20 "$work/debootstrap.log" >&2; fail "debootstrap $suite from $mirror"; }
+	for m in proc sys; do mountpoint -q "$boot/$m" && umount -l "$boot/$m"; done
+	tar -C "$boot" --one-file-system -cf - . | zstd -q -T0 -o "$tarball.tmp"
+	mv "$tarball.tmp" "$tarball"
+	rm -rf --one-file-system "$boot"
+fi
+tar -C "$root" -xf "$tarball" --use-compress-program=unzstd || fail "unpacking $tarball"
+[ -x "$root/usr/bin/python3" ] || fail "$tarball has no python3: delete it to rebuild"
+du -sh "$root" 2>/dev/null | cut -f1 | sed 's/^/root size: /'
+
+# --- apply the role, twice --------------------------------------------------------------------
+export CHECK_DEPLOY_TOKEN="tok-$RANDOM$RANDOM-secret"
+export CHECK_DEPLOY_PASSWORD="pw-$RANDOM$RANDOM-secret"
+export ANSIBLE_CONFIG=$ansible_dir/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+play() {
+	(cd "$ansible_dir" && ansible-playbook -i "$root," tests/chroot.yml "${extra[@]}") >"$1" 2>&1
+}
+recap() { grep -A1 '^PLAY RECAP' "$1" | tail -1; }
+
+step "apply the pipelined role (first run)"
+play "$work/run1.log" || { cat "$work/run1.log"; fail "first run of the role failed"; }
+recap "$work/run1.log"
+grep -qE 'failed=0 ' <(recap "$work/run1.log") || fail "first run: failures"
+
+step "apply the pipelined role (second run: must change nothing)"
+play "$work/run2.log" || { cat "$work/run2.log"; fail "second run of the role failed"; }
+recap "$work/run2.log"
+if ! grep -qE ' changed=0 .*failed=0 ' <(recap "$work/run2.log"); then
+	grep -E '^(changed|TASK)' "$work/run2.log" | grep -B1 '^changed' >&2 || true
+	fail "second run is not idempotent (changed tasks above)"
+fi
+
+# --- what the role left in the root ------------------------------------------------------------
+step "inspect the root"
+check_stat() { # path expected-"mode owner group"
+	local got
+	# stat inside the root: owner names resolve against the root's own passwd.
+	got=$(chroot "$root" stat -c '%a %U %G' "$1") || fail "$1: missing"
+	[ "$got" = "$2" ] || fail "$1: want '$2', got '$got'"
+	echo "ok  $1  $got"
+}
+check_stat /usr/local/bin/pipelined "755 root root"
+check_stat /etc/pipelined "750 root pipelined"
+check_stat /etc/pipelined/config.yaml "640 root pipelined"
+check_stat /etc/pipelined/SensorData.avsc "640 root pipelined"
+check_stat /etc/pipelined/pipelined.env "600 root root"
+check_stat /etc/systemd/system/pipelined.service "644 root root"
+check_stat /etc/systemd/system/pipelined.service.d/override.conf "644 root root"
+cmp -s "$unit" "$root/etc/systemd/system/pipelined.service" || fail "installed unit differs from $unit"
+cmp -s "$repo/internal/schemas/SensorData.avsc" "$root/etc/pipelined/SensorData.avsc" || fail "installed schema differs from the repo's"
+
+pw=$(chroot "$root" getent passwd pipelined) || fail "user pipelined missing"
+[ "$(cut -d: -f7 <<<"$pw")" = /usr/sbin/nologin ] || fail "user pipelined has a login shell: $pw"
+[ "$(cut -d: -f3 <<<"$pw")" -lt 1000 ] || fail "user pipelined is not a system user: $pw"
+echo "ok  user: $pw"
+
+[ "$(readlink "$root/etc/systemd/system/multi-user.target.wants/pipelined.service")" = /etc/systemd/system/pipelined.service ] ||
+	fail "pipelined.service is not enabled in multi-user.target"
+echo "ok  enabled: multi-user.target.wants/pipelined.service"
+
+grep -qx "PIPELINED_PULSAR_TOKEN='$CHECK_DEPLOY_TOKEN'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the Pulsar token"
+grep -qx "PIPELINED_CLICKHOUSE_PASSWORD='$CHECK_DEPLOY_PASSWORD'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the ClickHouse password"
+grep -qx "PIPELINED_PULSAR_SUBSCRIPTION='pipelined-chroot'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks pipelined_extra_env"
+if grep -lE "$CHECK_DEPLOY_TOKEN|$CHECK_DEPLOY_PASSWORD" "$work"/run*.log "$root/etc/pipelined/config.yaml"; then
+	fail "a secret leaked into the Ansible output or config.yaml (no_log)"
+fi
+echo "ok  secrets: in the 0600 env file only, not in the Ansible output"
+
+grep -q '^  url: "pulsar://10.0.1.10:6650"$' "$root/etc/pipelined/config.yaml" || fail "config.yaml: pulsar.url not templated"
+grep -q '^  listen: "0.0.0.0:9650"$' "$root/etc/pipelined/config.yaml" || fail "config.yaml: http.listen not templated"
+# The daemon's own validation, run inside the root as the service would.
+chroot "$root" /usr/local/bin/pipelined check -c /etc/pipelined/config.yaml || fail "pipelined check rejects the templated config"
+echo "ok  pipelined check -c /etc/pipelined/config.yaml"
+chroot "$root" /usr/local/bin/pipelined version || fail "pipelined version in the root"
+
+step "systemd-analyze verify (unit + drop-in, in the root)"
+# verify loads the unit with its drop-in and checks that ExecStart's binary exists: run it
+# inside the root, where the role installed both.
+mount -t proc proc "$root/proc"
+verify_out=$(chroot "$root" env SYSTEMD_LOG_LEVEL=notice systemd-analyze verify /etc/systemd/system/pipelined.service 2>&1) && v_rc=0 || v_rc=$?
+umount -l "$root/proc"
+# A minimal root lacks targets and units the host has; only pipelined.service's own lines count.
+own=$(grep -E 'pipelined' <<<"$verify_out" || true)
+[ -n "$verify_out" ] && printf '%s\n' "$verify_out"
+[ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service (exit $v_rc)"
+echo "ok  systemd-analyze verify: clean"
+
+step "done"
+echo "check-deploy: OK in $((SECONDS - start))s (second run: $(recap "$work/run2.log" | tr -s ' '))"
