@@ -18,8 +18,8 @@ const (
 	minClientRevision = int(proto.FeatureSettingsSerializedAsStrings)
 )
 
-// maxInsertBytes bounds the data of one INSERT held in memory.
-const maxInsertBytes = 4 << 30
+// maxInsertBytes bounds the data of one INSERT.
+const maxInsertBytes = 16 << 30
 
 // conn is one client connection.
 type conn struct {

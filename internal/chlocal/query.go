@@ -1,10 +1,12 @@
 package chlocal
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/ClickHouse/ch-go/compress"
@@ -150,16 +152,22 @@ func (c *conn) insert(q proto.Query, ins insert) error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	var sql bytes.Buffer
-	sql.WriteString("INSERT INTO " + ins.Table)
-	if ins.Columns != "" {
-		sql.WriteString(" (" + ins.Columns + ")")
+	// The rows go to a file read by INSERT ... FROM INFILE: chDB cuts
+	// binary data inline in the query at the first empty line.
+	f, err := os.CreateTemp(c.eng.dir, ".chlocal-insert-*.native")
+	if err != nil {
+		return fmt.Errorf("insert into %s: %w", ins.Table, err)
 	}
-	if ins.Settings != "" {
-		sql.WriteString(" " + ins.Settings)
-	}
-	sql.WriteString(" FORMAT Native\n")
-	data, rows := sql.Bytes(), 0
+	defer func() {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	var (
+		buf   []byte
+		rows  int
+		total int64
+	)
 	for {
 		b, err := c.nextData()
 		if err != nil {
@@ -171,14 +179,29 @@ func (c *conn) insert(q proto.Query, ins insert) error {
 		if b.Rows == 0 {
 			continue
 		}
-		data = appendBlock(data, b, false, false)
+		buf = appendBlock(buf[:0], b, false, false)
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("insert into %s: %w", ins.Table, err)
+		}
 		rows += b.Rows
-		if len(data) > maxInsertBytes {
-			return fmt.Errorf("insert into %s: more than %d bytes", ins.Table, maxInsertBytes)
+		if total += int64(len(buf)); total > maxInsertBytes {
+			return fmt.Errorf("insert into %s: more than %d bytes", ins.Table, int64(maxInsertBytes))
 		}
 	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("insert into %s: %w", ins.Table, err)
+	}
 	if rows > 0 {
-		res, err := c.eng.run(c.db, q.Settings, data, "")
+		sql := "INSERT INTO " + ins.Table
+		if ins.Columns != "" {
+			sql += " (" + ins.Columns + ")"
+		}
+		sql += " FROM INFILE " + quoteString(f.Name())
+		if ins.Settings != "" {
+			sql += " " + ins.Settings
+		}
+		sql += " FORMAT Native"
+		res, err := c.eng.run(c.db, q.Settings, []byte(sql), "")
 		if err != nil {
 			c.exception(err)
 			return nil
