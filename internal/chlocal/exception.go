@@ -24,7 +24,14 @@ func (e *Exception) proto() proto.Exception {
 	return proto.Exception{Code: proto.Error(e.Code), Name: "DB::Exception", Message: e.Message}
 }
 
-var exceptionRe = regexp.MustCompile(`(?s)^(?:.*?)Code: (\d+)\. (.*)$`)
+var (
+	exceptionRe = regexp.MustCompile(`(?s)^(?:.*?)Code: (\d+)\. (.*)$`)
+	// nestedRe matches the prefix chDB adds when it rethrows an exception.
+	nestedRe = regexp.MustCompile(`^DB::Exception: Code: \d+\. `)
+	// versionRe matches the version and repeated error name chDB appends
+	// to rethrown exceptions.
+	versionRe = regexp.MustCompile(` \(version [0-9.]+[^)]*\)\.?( \([A-Z_]+\))?$`)
+)
 
 // codeStdException is ClickHouse's STD_EXCEPTION, used for errors that
 // carry no ClickHouse code.
@@ -35,7 +42,15 @@ func parseException(msg string) *Exception {
 	msg = strings.TrimSpace(msg)
 	if m := exceptionRe.FindStringSubmatch(msg); m != nil {
 		if code, err := strconv.ParseInt(m[1], 10, 32); err == nil {
-			return &Exception{Code: int32(code), Message: m[2]}
+			text := m[2]
+			for nestedRe.MatchString(text) {
+				text = nestedRe.ReplaceAllString(text, "")
+			}
+			text = versionRe.ReplaceAllString(text, "")
+			if !strings.HasPrefix(text, "DB::Exception") {
+				text = "DB::Exception: " + text
+			}
+			return &Exception{Code: int32(code), Message: text}
 		}
 	}
 	return &Exception{Code: codeStdException, Message: "DB::Exception: " + msg}

@@ -2,8 +2,12 @@ package chlocal
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +177,225 @@ func TestMillionRows(t *testing.T) {
 	}
 	t.Logf("inserted 1,000,000 rows in %v", time.Since(start))
 	equal(t, "sums", selectSums(t, c, "million.readings"), r.sums())
+}
+
+func TestDeduplicationToken(t *testing.T) {
+	s := NewTest(t)
+	c := dial(t, s, ch.Options{})
+	exec(t, c, "CREATE DATABASE dedup")
+	for _, tt := range []struct {
+		name, ddl string
+	}{
+		{"MergeTree", "CREATE TABLE dedup.plain (" + readingsColumns + ") ENGINE = MergeTree ORDER BY (s, dt) " +
+			"SETTINGS non_replicated_deduplication_window = 100"},
+		{"AggregatingMergeTree", "CREATE TABLE dedup.agg (s String, dt DateTime, " +
+			"u64 SimpleAggregateFunction(sum, UInt64), i64 SimpleAggregateFunction(min, Int64), " +
+			"f64 SimpleAggregateFunction(max, Float64), u128 SimpleAggregateFunction(sum, UInt128), " +
+			"dt64 DateTime64(3)) " +
+			"ENGINE = AggregatingMergeTree ORDER BY (s, dt) SETTINGS non_replicated_deduplication_window = 100"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			exec(t, c, tt.ddl)
+			table := "dedup.plain"
+			if tt.name != "MergeTree" {
+				table = "dedup.agg"
+			}
+			r := newReadings(1000, 0)
+			insert := func(token string) {
+				t.Helper()
+				if err := c.Do(testCtx(t), ch.Query{
+					Body:     "INSERT INTO " + table + " " + r.input().Columns() + " VALUES",
+					Input:    r.input(),
+					Settings: []ch.Setting{{Key: "insert_deduplication_token", Value: token}},
+				}); err != nil {
+					t.Fatalf("insert with token %q: %v", token, err)
+				}
+			}
+			count := func() string {
+				t.Helper()
+				return strings1(t, c, "SELECT toString(count()) FROM "+table)[0]
+			}
+			insert("batch-1")
+			equal(t, "count after the first insert", count(), "1000")
+			insert("batch-1")
+			equal(t, "count after the same insert and token", count(), "1000")
+			insert("batch-2")
+			equal(t, "count after a new token", count(), "2000")
+			// The token was for those queries only: a token-less insert of
+			// the same block is deduplicated by its hash, one with a new
+			// token is not.
+			if got := strings1(t, c, "SELECT getSetting('insert_deduplication_token')"); got[0] != "" {
+				t.Errorf("insert_deduplication_token after the inserts = %q, want empty", got[0])
+			}
+		})
+	}
+}
+
+func TestInsertWrongType(t *testing.T) {
+	s := NewTest(t)
+	c := dial(t, s, ch.Options{})
+	exec(t, c, "CREATE DATABASE wrongtype",
+		"CREATE TABLE wrongtype.t (id UInt64, at DateTime) ENGINE = MergeTree ORDER BY id")
+	var id proto.ColStr
+	var at proto.ColDateTime
+	id.Append("not a number")
+	at.Append(time.Unix(1_700_000_000, 0))
+	err := c.Do(testCtx(t), ch.Query{
+		Body:  "INSERT INTO wrongtype.t (id, at) VALUES",
+		Input: proto.Input{{Name: "id", Data: &id}, {Name: "at", Data: &at}},
+	})
+	ex, ok := ch.AsException(err)
+	if !ok {
+		t.Fatalf("insert String into UInt64: got %v, want a ClickHouse exception", err)
+	}
+	t.Logf("exception: %v", ex)
+	if ex.Code == 0 || !strings.Contains(ex.Message, "DB::Exception") {
+		t.Errorf("exception = %+v, want a ClickHouse code and message", ex)
+	}
+	// The same connection goes on.
+	if err := c.Ping(testCtx(t)); err != nil {
+		t.Fatalf("ping after the exception: %v", err)
+	}
+	var ids proto.ColUInt64
+	ids.Append(7)
+	if err := c.Do(testCtx(t), ch.Query{
+		Body:  "INSERT INTO wrongtype.t (id, at) VALUES",
+		Input: proto.Input{{Name: "id", Data: &ids}, {Name: "at", Data: &at}},
+	}); err != nil {
+		t.Fatalf("insert after the exception: %v", err)
+	}
+	equal(t, "rows", strings1(t, c, "SELECT toString(id) FROM wrongtype.t")[0], "7")
+}
+
+func TestExceptions(t *testing.T) {
+	s := NewTest(t)
+	c := dial(t, s, ch.Options{})
+	for _, tt := range []struct {
+		sql  string
+		code proto.Error
+	}{
+		{"SELECT * FROM no_such_db.no_such_table", proto.ErrUnknownDatabase},
+		{"SELECT * FROM no_such_table", proto.ErrUnknownTable},
+		{"SELEKT 1", proto.ErrSyntaxError},
+		{"SELECT throwIf(1, 'boom')", proto.ErrFunctionThrowIfValueIsNonZero},
+		{"INSERT INTO no_such_table (a) VALUES", proto.ErrUnknownTable},
+	} {
+		var a proto.ColUInt8
+		in := proto.Input{{Name: "a", Data: &a}}
+		if !strings.HasPrefix(tt.sql, "INSERT") {
+			in = nil
+		} else {
+			a.Append(1)
+		}
+		err := c.Do(testCtx(t), ch.Query{Body: tt.sql, Input: in})
+		ex, ok := ch.AsException(err)
+		if !ok {
+			t.Errorf("%s: got %v, want exception %v", tt.sql, err, tt.code)
+			continue
+		}
+		if ex.Code != tt.code {
+			t.Errorf("%s: code %v (%s), want %v", tt.sql, ex.Code, ex.Message, tt.code)
+		}
+		if err := c.Ping(testCtx(t)); err != nil {
+			t.Fatalf("ping after %s: %v", tt.sql, err)
+		}
+	}
+}
+
+func TestGarbageClient(t *testing.T) {
+	s := NewTest(t)
+	good := dial(t, s, ch.Options{})
+	for _, garbage := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		{0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},                 // hello with a huge name
+		{0x00, 0x02, 'c', 'h', 0x01, 0x02, 0x90, 0xa8, 0x03, 0x00, 0x00, 0x00, 0x07}, // hello, then an unknown packet
+		{0x01, 0x00},
+	} {
+		nc, err := net.DialTimeout("tcp", s.Addr(), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(garbage); err != nil {
+			t.Fatalf("write garbage: %v", err)
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		// The server answers at most a hello and an exception, then closes.
+		_, err = io.Copy(io.Discard, nc)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("garbage %q: connection still open", garbage)
+		}
+		_ = nc.Close()
+		if err := good.Ping(testCtx(t)); err != nil {
+			t.Fatalf("ping of another client after garbage %q: %v", garbage, err)
+		}
+	}
+	equal(t, "select after garbage", strings1(t, good, "SELECT 'ok'")[0], "ok")
+}
+
+func TestCompression(t *testing.T) {
+	s := NewTest(t)
+	admin := dial(t, s, ch.Options{})
+	exec(t, admin, "CREATE DATABASE compression")
+	for _, tt := range []struct {
+		name string
+		c    ch.Compression
+	}{
+		{"Disabled", ch.CompressionDisabled},
+		{"LZ4", ch.CompressionLZ4},
+		{"ZSTD", ch.CompressionZSTD},
+		{"None", ch.CompressionNone},
+		{"LZ4HC", ch.CompressionLZ4HC},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t, s, ch.Options{Compression: tt.c, Database: "compression"})
+			table := "r_" + strings.ToLower(tt.name)
+			exec(t, c, "CREATE TABLE "+table+" ("+readingsColumns+") ENGINE = MergeTree ORDER BY u64")
+			// Several blocks in, several blocks out (the engine's blocks are
+			// 65409 rows at most).
+			all := newReadings(0, 0)
+			for i := range 3 {
+				r := newReadings(50_000, i*50_000)
+				if err := c.Do(testCtx(t), ch.Query{Body: r.input().Into(table), Input: r.input()}); err != nil {
+					t.Fatalf("insert: %v", err)
+				}
+				for j := range r.u64.Rows() {
+					all.u64.Append(r.u64.Row(j))
+					all.i64.Append(r.i64.Row(j))
+					all.f64.Append(r.f64.Row(j))
+					all.str.Append(r.str.Row(j))
+					all.dt.Append(r.dt.Row(j))
+					all.dt64.Append(r.dt64.Row(j))
+					all.u128.Append(r.u128.Row(j))
+				}
+			}
+			equal(t, "sums", selectSums(t, c, table), all.sums())
+			// Read the rows back in several blocks.
+			got := newReadings(0, 0)
+			res := proto.Results{
+				{Name: "u64", Data: &got.u64}, {Name: "s", Data: &got.str}, {Name: "dt64", Data: got.dt64},
+			}
+			n, blocks := 0, 0
+			if err := c.Do(testCtx(t), ch.Query{
+				Body:   "SELECT u64, s, dt64 FROM " + table + " ORDER BY u64",
+				Result: res,
+				OnResult: func(ctx context.Context, b proto.Block) error {
+					for i := range got.u64.Rows() {
+						if got.u64.Row(i) != uint64(n) || got.str.Row(i) != all.str.Row(n) || !got.dt64.Row(i).Equal(all.dt64.Row(n)) {
+							return fmt.Errorf("row %d: %d %q %v", n, got.u64.Row(i), got.str.Row(i), got.dt64.Row(i))
+						}
+						n++
+					}
+					blocks++
+					return nil
+				},
+			}); err != nil {
+				t.Fatalf("select rows: %v", err)
+			}
+			equal(t, "rows read back", n, all.u64.Rows())
+			if blocks < 2 {
+				t.Errorf("rows came in %d blocks, want several", blocks)
+			}
+		})
+	}
 }
