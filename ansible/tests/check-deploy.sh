@@ -13,6 +13,8 @@
 #   KEEP_ROOT=1            keep the Debian root after the run (its path is printed)
 set -euo pipefail
 
+# The body is one block, read whole before it runs: editing this file during a run is safe.
+{
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ansible_dir=$(dirname "$here")
 repo=$(dirname "$ansible_dir")
@@ -55,6 +57,16 @@ step "ansible-playbook --syntax-check"
 (cd "$ansible_dir" && ansible-playbook --syntax-check -i inventory/hosts.yml site.yml) || fail "syntax-check of site.yml"
 (cd "$ansible_dir" && ansible-playbook --syntax-check -i localhost, tests/chroot.yml) || fail "syntax-check of tests/chroot.yml"
 
+step "README: every role variable documented"
+undoc=""
+for f in "$ansible_dir"/roles/*/defaults/main.yml; do
+	for v in $(grep -oE '^[a-z][a-z0-9_]*:' "$f" | tr -d :); do
+		grep -qF "| \`$v\` |" "$ansible_dir/README.md" || undoc="$undoc $v"
+	done
+done
+[ -z "$undoc" ] || fail "variables missing from ansible/README.md's tables:$undoc"
+echo "all $(cat "$ansible_dir"/roles/*/defaults/main.yml | grep -cE '^[a-z][a-z0-9_]*:') variables are in ansible/README.md"
+
 step "inventory: hosts.yml has every group site.yml targets"
 groups=$(cd "$ansible_dir" && ansible-inventory -i inventory/hosts.yml --list)
 for g in pulsar clickhouse pipelined producer; do
@@ -62,6 +74,50 @@ for g in pulsar clickhouse pipelined producer; do
 		fail "inventory/hosts.yml: group $g has no hosts"
 done
 echo "groups pulsar, clickhouse, pipelined, producer: present"
+
+# --- monitoring ---------------------------------------------------------------------------------
+step "monitoring: scrape config, dashboard queries, metric names"
+# promtool from Debian's prometheus package, unpacked into the cache (no service installed).
+promtool=$cache/promtool/usr/bin/promtool
+if [ ! -x "$promtool" ]; then
+	mkdir -p "$cache/promtool"
+	(cd "$cache/promtool" && apt-get download -q prometheus >/dev/null && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb) ||
+		fail "fetching promtool (Debian package prometheus)"
+fi
+"$promtool" check config --syntax-only "$ansible_dir/monitoring/prometheus-scrape.yml" || fail "promtool: monitoring/prometheus-scrape.yml"
+mon=$(mktemp -d /tmp/check-deploy-mon.XXXXXX)
+# Every dashboard query as a recording rule, so promtool parses the PromQL.
+python3 - "$ansible_dir/monitoring/grafana-dashboard.json" "$mon/rules.yml" "$mon/metrics.txt" <<'PY' || fail "grafana-dashboard.json"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+assert len(exprs) >= 10, f"only {len(exprs)} queries"
+with open(sys.argv[2], "w") as f:
+    f.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, e in enumerate(exprs):
+        e = e.replace("$job", "pipelined").replace("$instance", ".*")
+        f.write(f"      - record: dashboard:q{i}\n        expr: {json.dumps(e)}\n")
+names = sorted({re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\b(?:pipelined|process|go)_[a-z_]+", e)})
+open(sys.argv[3], "w").write("\n".join(names) + "\n")
+# The signals the reference watched: records in, backpressure, flush duration, lag, CPU, memory.
+for want in ["pipelined_messages_received_total", "pipelined_backpressure_seconds_total",
+             "pipelined_flush_duration_seconds", "pipelined_backlog_lag_seconds",
+             "process_cpu_seconds_total", "process_resident_memory_bytes"]:
+    assert want in names, f"dashboard lacks {want}"
+print(f"{len(exprs)} queries over {len(names)} metrics")
+PY
+"$promtool" check rules "$mon/rules.yml" >/dev/null || { "$promtool" check rules "$mon/rules.yml"; fail "promtool: a dashboard query does not parse"; }
+echo "promtool: every dashboard query parses"
+# The daemon's metric names are literals in its Go source (STYLE.md habit 7): each name the
+# dashboard uses must be one of them.
+missing=""
+while read -r m; do
+	case $m in process_* | go_*) continue ;; esac
+	grep -rqE "[\`\"]$m[\`\"{]" --include='*.go' "$repo/pipeline" "$repo/internal" "$repo"/*.go 2>/dev/null || missing="$missing $m"
+done <"$mon/metrics.txt"
+rm -rf "$mon"
+[ -z "$missing" ] || fail "dashboard uses metrics the daemon does not define:$missing"
+echo "dashboard metric names: all defined by the daemon"
 
 # --- systemd unit, offline --------------------------------------------------------------------
 step "systemd-analyze security --offline (threshold $threshold)"
@@ -204,3 +260,5 @@ echo "ok  systemd-analyze verify: clean"
 
 step "done"
 echo "check-deploy: OK in $((SECONDS - start))s (second run: $(recap "$work/run2.log" | tr -s ' '))"
+exit 0
+}
