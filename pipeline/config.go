@@ -3,6 +3,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -321,6 +322,11 @@ func flatten(err error) []string {
 			out = append(out, flatten(e)...)
 		}
 		return out
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		if _, ok := inner.(interface{ Unwrap() []error }); ok {
+			return flatten(inner) // mapstructure's "decoding failed ..." wrapper
+		}
 	}
 	return []string{strings.ReplaceAll(err.Error(), "\n", " ")}
 }

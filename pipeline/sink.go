@@ -24,15 +24,15 @@ import (
 // Its rows are a deterministic function of the partition's messages from first to cut, so a
 // replay after a crash rebuilds the same block with the same deduplication token.
 type block struct {
-	partition int
-	window    *agg.Window // nil for a block of late readings
-	late      *lateRows
-	partial   bool     // written before the window closed (idle, shutdown, memory pressure)
-	first     Position // first message in the block
-	cut       Position // last message the partition had processed when the block was cut
-	closedAt  time.Time
-	lateSizeMs int64 // window size, for the late table's window_start
-	done      atomic.Bool // set by the writer once the block is in ClickHouse
+	partition  int
+	window     *agg.Window // nil for a block of late readings
+	late       *lateRows
+	partial    bool     // written before the window closed (idle, shutdown, memory pressure)
+	first      Position // first message in the block
+	cut        Position // last message the partition had processed when the block was cut
+	closedAt   time.Time
+	lateSizeMs int64       // window size, for the late table's window_start
+	done       atomic.Bool // set by the writer once the block is in ClickHouse
 }
 
 func (b *block) rows() int {

@@ -106,6 +106,7 @@ func newWorker(p int, cfg *Config, src source, dec *avrodec.Decoder, w blockWrit
 		now: time.Now,
 	}
 	wk.activeSig.Store(true)
+	wk.active = true // until the client says otherwise (Exclusive never does)
 	wk.reset()
 	return wk
 }

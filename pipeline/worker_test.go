@@ -1,0 +1,425 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/hamba/avro/v2"
+
+	"github.com/pipelined/pipelined/internal/schemas"
+)
+
+type sensor struct {
+	SensorID     int32   `avro:"sensorId"`
+	SensorType   int32   `avro:"sensorType"`
+	Temperature  float64 `avro:"temperature"`
+	Humidity     float64 `avro:"humidity"`
+	Pressure     float64 `avro:"pressure"`
+	BatteryLevel float64 `avro:"batteryLevel"`
+	Status       int32   `avro:"status"`
+	Timestamp    int64   `avro:"timestamp"`
+}
+
+func encode(t testing.TB, s sensor) []byte {
+	t.Helper()
+	b, err := avro.Marshal(avro.MustParse(schemas.SensorData), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type fakeMsg struct {
+	pulsar.Message
+	id      pulsar.MessageID
+	payload []byte
+}
+
+func (m *fakeMsg) ID() pulsar.MessageID          { return m.id }
+func (m *fakeMsg) Payload() []byte               { return m.payload }
+func (m *fakeMsg) Topic() string                 { return "t-partition-0" }
+func (m *fakeMsg) Key() string                   { return "k" }
+func (m *fakeMsg) Properties() map[string]string { return nil }
+func (m *fakeMsg) EventTime() time.Time          { return time.Time{} }
+
+type fakeConsumer struct {
+	pulsar.Consumer
+	mu   sync.Mutex
+	acks []Position
+}
+
+func (c *fakeConsumer) AckIDCumulative(id pulsar.MessageID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.acks = append(c.acks, positionOf(id))
+	return nil
+}
+
+func (c *fakeConsumer) lastAck() Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.acks) == 0 {
+		return Position{}
+	}
+	return c.acks[len(c.acks)-1]
+}
+
+type fakeWriter struct {
+	mu       sync.Mutex
+	blocks   []*block
+	hold     bool // leave blocks unwritten
+	progress Progress
+	reads    int
+}
+
+func (w *fakeWriter) Submit(_ context.Context, b *block) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.blocks = append(w.blocks, b)
+	if !w.hold {
+		b.done.Store(true)
+	}
+	return nil
+}
+
+func (w *fakeWriter) ReadProgress(context.Context, int) (Progress, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reads++
+	if w.progress.Through == nil {
+		return Progress{Through: map[int64]Position{}}, nil
+	}
+	return w.progress, nil
+}
+
+func (w *fakeWriter) written() (rows map[int64]uint32, partial int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rows = map[int64]uint32{}
+	for _, b := range w.blocks {
+		if b.window == nil {
+			continue
+		}
+		if b.partial {
+			partial++
+		}
+		for i := range b.window.Len() {
+			rows[b.window.Start] += b.window.Count(i)
+		}
+	}
+	return rows, partial
+}
+
+type fakeDLQ struct{ reasons []string }
+
+func (d *fakeDLQ) Publish(_ context.Context, _ int, _ pulsar.Message, reason string, _ error) error {
+	d.reasons = append(d.reasons, reason)
+	return nil
+}
+
+type rig struct {
+	t    *testing.T
+	wk   *worker
+	ch   chan pulsar.ConsumerMessage
+	cons *fakeConsumer
+	w    *fakeWriter
+	dlq  *fakeDLQ
+	next int64
+}
+
+func newRig(t *testing.T, mod func(*Config)) *rig {
+	cfg := DefaultConfig()
+	cfg.Window.IdleFlush = 0
+	if mod != nil {
+		mod(&cfg)
+	}
+	dec, err := cfg.Decoder("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, ch: make(chan pulsar.ConsumerMessage, 1024), cons: &fakeConsumer{}, w: &fakeWriter{}, dlq: &fakeDLQ{}}
+	m := newMetrics(cfg.Limits.MaxPendingRows, []string{"empty", "oversized", "truncated", "malformed", "trailing_bytes"})
+	r.wk = newWorker(0, &cfg, source{consumer: r.cons, ch: r.ch}, dec, r.w, r.dlq, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return r
+}
+
+// send queues one message with the next entry id and returns its position.
+func (r *rig) send(payload []byte) Position {
+	r.next++
+	id := pulsar.NewMessageID(1, r.next, -1, 0)
+	r.ch <- pulsar.ConsumerMessage{Message: &fakeMsg{id: id, payload: payload}}
+	return positionOf(id)
+}
+
+func (r *rig) reading(dev int32, ts int64) Position {
+	return r.send(encode(r.t, sensor{SensorID: dev, Temperature: 20, Humidity: 50, Pressure: 1000, BatteryLevel: 90, Status: 1, Timestamp: ts}))
+}
+
+func (r *rig) start(ctx context.Context) (stop func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.wk.run(ctx, context.Background()) }()
+	return func() error { cancel(); return <-done }
+}
+
+const minute = int64(60_000)
+
+// Event time: a window is written when the watermark passes its end, and the partition is
+// acknowledged only up to the message before the oldest open window.
+func TestWorkerEventTimeClosesAndAcks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		stop := r.start(t.Context())
+		base := 100 * minute
+		r.reading(1, base+1000)
+		r.reading(2, base+2000)
+		last0 := r.reading(1, base+minute-1)
+		first1 := r.reading(1, base+minute+1000) // opens window 1; watermark still inside window 0
+		_ = first1
+		r.reading(2, base+minute+4000)
+		closer := r.reading(3, base+minute+5000) // watermark = end of window 0: it closes
+		synctest.Wait()
+		time.Sleep(200 * time.Millisecond) // two ack intervals of fake time
+		synctest.Wait()
+		rows, _ := r.w.written()
+		if rows[base] != 3 || len(rows) != 1 {
+			t.Fatalf("written rows per window: got %v, want {%d: 3}", rows, base)
+		}
+		if got := r.cons.lastAck(); got != last0 {
+			t.Fatalf("acked through %v, want %v (the message before window 1's first)", got, last0)
+		}
+		b := r.w.blocks[0]
+		if b.cut != closer || b.partial {
+			t.Fatalf("block cut at %v partial=%v, want cut at %v, not partial", b.cut, b.partial, closer)
+		}
+		// Shutdown writes window 1 as partial rows and acknowledges everything.
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		rows, partial := r.w.written()
+		if rows[base+minute] != 3 || partial != 1 {
+			t.Fatalf("after stop: rows %v partial %d, want 3 rows in window 1, one partial block", rows, partial)
+		}
+		if got := r.cons.lastAck(); got != closer {
+			t.Fatalf("after stop acked through %v, want %v", got, closer)
+		}
+	})
+}
+
+// Nothing is acknowledged while its block is not in ClickHouse.
+func TestWorkerAcksOnlyWhatIsWritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.w.hold = true
+		stop := r.start(t.Context())
+		base := 100 * minute
+		r.reading(1, base)
+		r.reading(1, base+minute+10_000) // closes window 0, whose block is held
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := r.cons.lastAck(); !got.IsZero() {
+			t.Fatalf("acked %v while the block was not written", got)
+		}
+		r.w.mu.Lock()
+		r.w.blocks[0].done.Store(true)
+		r.w.mu.Unlock()
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if got := r.cons.lastAck(); got != (Position{Ledger: 1, Entry: 1}) {
+			t.Fatalf("after the block was written, acked %v, want 1:1:0", got)
+		}
+		r.w.mu.Lock()
+		r.w.hold = false
+		r.w.mu.Unlock()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Processing time: windows follow the clock, closed by the timer with no message arriving.
+func TestWorkerProcessingTimeWindowsCloseOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, func(c *Config) { c.Window.Time = "processing" })
+		stop := r.start(t.Context())
+		// Align to a minute boundary of the fake clock.
+		time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)))
+		start := time.Now().UnixMilli()
+		r.reading(1, 5) // event times are irrelevant here
+		r.reading(2, 5)
+		synctest.Wait()
+		time.Sleep(30 * time.Second)
+		r.reading(1, 5)
+		synctest.Wait()
+		if rows, _ := r.w.written(); len(rows) != 0 {
+			t.Fatalf("window written before its minute ended: %v", rows)
+		}
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		rows, partial := r.w.written()
+		if rows[start] != 3 || partial != 0 {
+			t.Fatalf("got rows %v partial %d, want 3 readings in the window starting %d", rows, partial, start)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// An idle partition writes its open windows as partial rows and acknowledges them.
+func TestWorkerIdleFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, func(c *Config) { c.Window.IdleFlush = 10 * time.Second })
+		stop := r.start(t.Context())
+		r.reading(1, 100*minute)
+		last := r.reading(2, 100*minute+1)
+		synctest.Wait()
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		if rows, _ := r.w.written(); len(rows) != 0 {
+			t.Fatalf("flushed before idle_flush: %v", rows)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		rows, partial := r.w.written()
+		if rows[100*minute] != 2 || partial != 1 {
+			t.Fatalf("got rows %v partial %d, want a partial block of 2", rows, partial)
+		}
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if got := r.cons.lastAck(); got != last {
+			t.Fatalf("acked %v, want %v", got, last)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// After a restart, messages already in ClickHouse are skipped, the rest counted once, and the
+// watermark resumes where it was, so readings late then are late now.
+func TestWorkerReplaySkipsWhatIsWritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := 100 * minute
+		r := newRig(t, nil)
+		r.w.progress = Progress{
+			Through:  map[int64]Position{base: {Ledger: 1, Entry: 3}},
+			Max:      Position{Ledger: 1, Entry: 3},
+			MaxEvent: base + minute + 6000,
+		}
+		stop := r.start(t.Context())
+		r.reading(1, base+1)             // 1:1 written
+		r.reading(1, base+minute+10)     // 1:2 window 1, not written
+		r.reading(2, base+2)             // 1:3 written
+		r.reading(2, base+3)             // 1:4 window 0 closed by the restored watermark: late
+		r.reading(3, base+minute+20)     // 1:5
+		r.reading(3, base+2*minute+6000) // 1:6 closes window 1
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		rows, _ := r.w.written()
+		if rows[base] != 0 || rows[base+minute] != 2 || rows[base+2*minute] != 1 {
+			t.Fatalf("got %v, want window 1: 2 readings, window 2: 1, window 0: none", rows)
+		}
+		if n := r.wk.m.skipped.Get(); n != 2 {
+			t.Fatalf("skipped %d, want 2", n)
+		}
+		if n := r.wk.m.late.Get(); n != 1 {
+			t.Fatalf("late %d, want 1", n)
+		}
+	})
+}
+
+// Bad messages go to the dead-letter topic with their reason and do not stall the partition.
+func TestWorkerDeadLetters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		stop := r.start(t.Context())
+		r.send(nil)
+		r.send([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}) // overlong varint
+		good := encode(t, sensor{SensorID: 1, Timestamp: 100 * minute})
+		r.send(good[:len(good)-2])
+		r.send(append(good, 1, 2, 3))
+		last := r.send(good)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"empty", "malformed", "truncated", "trailing_bytes"}
+		if len(r.dlq.reasons) != len(want) {
+			t.Fatalf("dead-lettered %v, want %v", r.dlq.reasons, want)
+		}
+		for i := range want {
+			if r.dlq.reasons[i] != want[i] {
+				t.Fatalf("dead-lettered %v, want %v", r.dlq.reasons, want)
+			}
+		}
+		if got := r.cons.lastAck(); got != last {
+			t.Fatalf("acked %v, want %v", got, last)
+		}
+	})
+}
+
+// Failover: when the partition moves away, its open windows are dropped (the new owner rebuilds
+// them) and nothing more is written or acknowledged until it comes back.
+func TestWorkerFailoverDropsAndResumes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		stop := r.start(t.Context())
+		r.reading(1, 100*minute)
+		synctest.Wait()
+		r.wk.BecameInactive(nil, "", 0)
+		r.reading(2, 100*minute+1)
+		r.reading(3, 105*minute) // would close window 0 if it were processed
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if rows, _ := r.w.written(); len(rows) != 0 {
+			t.Fatalf("wrote %v while inactive", rows)
+		}
+		if got := r.cons.lastAck(); !got.IsZero() {
+			t.Fatalf("acked %v while inactive", got)
+		}
+		r.wk.BecameActive(nil, "", 0)
+		r.reading(4, 100*minute+2)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if reads := r.w.reads; reads != 2 {
+			t.Fatalf("progress read %d times, want 2 (start, and on becoming active)", reads)
+		}
+		if rows, _ := r.w.written(); rows[100*minute] != 1 {
+			t.Fatalf("got %v, want only the reading after becoming active", rows)
+		}
+	})
+}
+
+func TestPositionOrderAndPacking(t *testing.T) {
+	ps := []Position{{1, 0, 0}, {1, 0, 5}, {1, 7, 0}, {2, 0, 0}, {1 << 40, 1 << 40, 1<<batchBits - 1}}
+	for i := range ps {
+		if got := positionFrom(ps[i].UInt128()); got != ps[i] {
+			t.Fatalf("round trip of %v gave %v", ps[i], got)
+		}
+		for j := range ps {
+			if ps[i].Less(ps[j]) != (i < j) {
+				t.Fatalf("%v.Less(%v) = %v", ps[i], ps[j], ps[i].Less(ps[j]))
+			}
+			a, b := ps[i].UInt128(), ps[j].UInt128()
+			packedLess := a.High < b.High || (a.High == b.High && a.Low < b.Low)
+			if packedLess != (i < j) {
+				t.Fatalf("packed order of %v and %v is wrong", ps[i], ps[j])
+			}
+		}
+	}
+	_ = errors.New
+}
