@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -397,5 +398,151 @@ func TestCompression(t *testing.T) {
 				t.Errorf("rows came in %d blocks, want several", blocks)
 			}
 		})
+	}
+}
+
+func TestEmptyResultHasHeader(t *testing.T) {
+	s := NewTest(t)
+	c := dial(t, s, ch.Options{})
+	exec(t, c, "CREATE DATABASE empty", "CREATE TABLE empty.t (id UInt64, name LowCardinality(String)) ENGINE = MergeTree ORDER BY id")
+	var res proto.Results
+	if err := c.Do(testCtx(t), ch.Query{Body: "SELECT id, name FROM empty.t FORMAT JSON", Result: res.Auto()}); err != nil {
+		t.Fatalf("select: %v", err)
+	}
+	if len(res) != 2 || res[0].Name != "id" || res[1].Name != "name" || res.Rows() != 0 {
+		t.Fatalf("columns %+v, want id and name with no rows", res)
+	}
+	equal(t, "type of name", string(res[1].Data.Type()), "LowCardinality(String)")
+}
+
+func TestAutoResult(t *testing.T) {
+	s := NewTest(t)
+	c := dial(t, s, ch.Options{Compression: ch.CompressionZSTD})
+	var res proto.Results
+	if err := c.Do(testCtx(t), ch.Query{
+		Body: `SELECT number AS n, toString(number) AS s, toLowCardinality(toString(number % 3)) AS lc,
+			if(number % 2 = 0, NULL, number) AS nullable, range(number % 4) AS arr,
+			map('k', toString(number)) AS m, toDateTime64(number, 3, 'UTC') AS dt64,
+			toUUID('00000000-0000-0000-0000-000000000001') AS uuid, CAST('b', 'Enum8(\'a\' = 1, \'b\' = 2)') AS e,
+			toDecimal64(number, 2) AS dec FROM numbers(100000)`,
+		Result: res.Auto(),
+		OnResult: func(ctx context.Context, b proto.Block) error {
+			return nil
+		},
+	}); err != nil {
+		t.Fatalf("select: %v", err)
+	}
+	var names []string
+	for _, r := range res {
+		names = append(names, r.Name+" "+string(r.Data.Type()))
+	}
+	equal(t, "columns", strings.Join(names, ", "), "n UInt64, s String, lc LowCardinality(String), nullable Nullable(UInt64), "+
+		"arr Array(UInt8), m Map(String, String), dt64 DateTime64(3, 'UTC'), uuid UUID, e Enum8('a' = 1, 'b' = 2), dec Decimal64")
+}
+
+func TestQuerySettings(t *testing.T) {
+	s := NewTest(t)
+	c := dial(t, s, ch.Options{Settings: []ch.Setting{{Key: "max_block_size", Value: "1000"}}})
+	get := func(settings ...ch.Setting) string {
+		var v proto.ColStr
+		if err := c.Do(testCtx(t), ch.Query{
+			Body:     "SELECT getSetting('max_threads') || ' ' || getSetting('max_block_size')",
+			Settings: settings,
+			Result:   proto.Results{{Data: &v}},
+		}); err != nil {
+			t.Fatalf("select: %v", err)
+		}
+		return v.Row(0)
+	}
+	def := get()
+	if !strings.HasSuffix(def, " 1000") {
+		t.Errorf("client setting max_block_size: got %q", def)
+	}
+	equal(t, "with max_threads = 3", get(ch.Setting{Key: "max_threads", Value: "3"}), "3 1000")
+	equal(t, "after the query", get(), def)
+	err := c.Do(testCtx(t), ch.Query{Body: "SELECT 1", Settings: []ch.Setting{{Key: "no_such_setting", Value: "1"}}})
+	if ex, ok := ch.AsException(err); !ok || ex.Code != proto.ErrUnknownSetting {
+		t.Errorf("unknown setting: %v, want UNKNOWN_SETTING", err)
+	}
+}
+
+func TestDatabase(t *testing.T) {
+	s := NewTest(t)
+	if _, err := s.Query("CREATE DATABASE db_a; CREATE TABLE db_a.t (v String) ENGINE = Memory"); err != nil {
+		// Multi-statements may not be allowed: one at a time then.
+		for _, q := range []string{"CREATE DATABASE IF NOT EXISTS db_a", "CREATE TABLE IF NOT EXISTS db_a.t (v String) ENGINE = Memory"} {
+			if _, err := s.Query(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.Query("INSERT INTO db_a.t VALUES ('in a')"); err != nil {
+		t.Fatal(err)
+	}
+	a := dial(t, s, ch.Options{Database: "db_a"})
+	def := dial(t, s, ch.Options{})
+	// Interleaved: each connection keeps its database.
+	equal(t, "t in db_a", strings1(t, a, "SELECT v FROM t")[0], "in a")
+	equal(t, "current database of another connection", strings1(t, def, "SELECT currentDatabase()")[0], "default")
+	equal(t, "current database", strings1(t, a, "SELECT currentDatabase()")[0], "db_a")
+	exec(t, def, "USE db_a")
+	equal(t, "after USE", strings1(t, def, "SELECT v FROM t")[0], "in a")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := ch.Dial(ctx, ch.Options{Address: s.Addr(), Database: "no_such_db"})
+	if ex, ok := ch.AsException(err); !ok || ex.Code != proto.ErrUnknownDatabase {
+		t.Errorf("dial into a missing database: %v, want UNKNOWN_DATABASE", err)
+	}
+}
+
+func TestServers(t *testing.T) {
+	a := NewTest(t)
+	b, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if a.Addr() == b.Addr() || a.DataDir() != b.DataDir() {
+		t.Errorf("servers: addresses %s, %s; data %s, %s: want two addresses, one engine", a.Addr(), b.Addr(), a.DataDir(), b.DataDir())
+	}
+	cb := dial(t, b, ch.Options{})
+	if _, err := a.Query("CREATE TABLE IF NOT EXISTS default.shared (v UInt8) ENGINE = Memory"); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "table made through the other server", strings1(t, cb, "SELECT toString(count()) FROM system.tables WHERE database = 'default' AND name = 'shared'")[0], "1")
+	if _, err := New(Config{DataDir: t.TempDir()}); err == nil {
+		t.Error("a server on another data directory: no error")
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if err := cb.Ping(testCtx(t)); err == nil {
+		t.Error("ping through a closed server: no error")
+	}
+	if err := b.Start(); err == nil {
+		t.Error("start after close: no error")
+	}
+	ca := dial(t, a, ch.Options{})
+	if err := ca.Ping(testCtx(t)); err != nil {
+		t.Errorf("ping the other server: %v", err)
+	}
+}
+
+func TestLibPath(t *testing.T) {
+	t.Setenv("CHDB_LIB_PATH", filepath.Join(t.TempDir(), "libchdb.so"))
+	if _, err := LibPath(); !errors.Is(err, ErrNoLibrary) {
+		t.Errorf("missing CHDB_LIB_PATH file: %v, want ErrNoLibrary", err)
+	}
+	t.Setenv("CHDB_LIB_PATH", "")
+	t.Setenv("PIPELINED_CACHE", t.TempDir())
+	_, err := LibPath()
+	if !errors.Is(err, ErrNoLibrary) || !strings.Contains(err.Error(), "make chdb") {
+		t.Errorf("empty cache: %v, want ErrNoLibrary saying `make chdb`", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 )
 
-
 func TestInsertWithData(t *testing.T) {
 	for _, tt := range []struct {
 		sql  string
