@@ -100,18 +100,36 @@ func uvarint(b []byte, i int) (uint64, int) {
 }
 
 func uvarintLoop(b []byte, i int) (uint64, int) {
-	if len(b)-i >= 8 {
-		// Up to 8 bytes at once: find the last byte, then pack its 7-bit groups.
-		x := binary.LittleEndian.Uint64(b[i:])
-		if stop := ^x & 0x8080808080808080; stop != 0 {
-			n := bits.TrailingZeros64(stop) + 1 // bits up to and including the last byte's top bit
-			x &= (1<<n - 1) & 0x7f7f7f7f7f7f7f7f
-			x = (x&0x7f007f007f007f00)>>1 | x&0x007f007f007f007f
-			x = (x&0x3fff00003fff0000)>>2 | x&0x00003fff00003fff
-			x = (x&0x0fffffff00000000)>>4 | x&0x000000000fffffff
-			return x, i + n>>3
-		}
+	// Up to 8 bytes at once: load 8 bytes, find the last byte of the varint, pack its 7-bit
+	// groups. Near the end of b, load the last 8 bytes and shift the ones before i out: the
+	// zeros shifted in look like a last byte, so the varint must end within b.
+	var x uint64
+	rem := len(b) - i
+	switch {
+	case rem >= 8:
+		x = binary.LittleEndian.Uint64(b[i:])
+	case len(b) >= 8 && rem > 0:
+		x = binary.LittleEndian.Uint64(b[len(b)-8:]) >> (8 * (8 - rem))
+	default:
+		return uvarintBytes(b, i)
 	}
+	stop := ^x & 0x8080808080808080
+	if stop == 0 {
+		return uvarintBytes(b, i) // 9 or 10 bytes
+	}
+	n := bits.TrailingZeros64(stop) + 1 // bits up to and including the last byte's top bit
+	if n>>3 > rem {
+		return 0, -1
+	}
+	x &= (1<<n - 1) & 0x7f7f7f7f7f7f7f7f
+	x = (x&0x7f007f007f007f00)>>1 | x&0x007f007f007f007f
+	x = (x&0x3fff00003fff0000)>>2 | x&0x00003fff00003fff
+	x = (x&0x0fffffff00000000)>>4 | x&0x000000000fffffff
+	return x, i + n>>3
+}
+
+// uvarintBytes is uvarint a byte at a time.
+func uvarintBytes(b []byte, i int) (uint64, int) {
 	var v uint64
 	for j, s := i, uint(0); j < len(b) && s < 70; j, s = j+1, s+7 {
 		c := b[j]

@@ -207,3 +207,24 @@ func TestNewProducerErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProducer measures sending through a local Pulsar, the client's cost included.
+func BenchmarkProducer(b *testing.B) {
+	for _, padded := range []bool{false, true} {
+		b.Run("padded="+strconv.FormatBool(padded), func(b *testing.B) {
+			br := pulsarlocal.NewTest(b, pulsarlocal.Config{DefaultPartitions: 4})
+			p, err := NewProducer(ProducerConfig{URL: br.URL(), Topic: "bench", Count: int64(b.N), Padded: padded})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			b.ResetTimer()
+			st, err := p.Run(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(st.Bytes / max(st.Messages, 1))
+			b.ReportMetric(float64(st.Messages)/b.Elapsed().Seconds(), "msg/s")
+		})
+	}
+}
