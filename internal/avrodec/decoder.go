@@ -67,7 +67,7 @@ func (d *Decoder) decodeCareful(b []byte, r *agg.Reading) error {
 	}
 	if i != len(b) {
 		d.stepIndex = -1
-		return d.fail(ReasonTrailingBytes, "", b, i, int64(len(b)-i))
+		return d.fail(ReasonTrailingBytes, "bytes after the record", b, i, int64(len(b)-i))
 	}
 	clear(r.Values[d.measures:])
 	return nil
@@ -290,7 +290,7 @@ func (d *Decoder) skipBytes(b []byte, i, k int) (int, bool) {
 		return i, false
 	}
 	if n > int64(len(b)-i) {
-		d.fail(ReasonTruncated, "", b, start, n)
+		d.fail(ReasonTruncated, "length", b, start, n)
 		return i, false
 	}
 	return i + int(n), true
@@ -377,7 +377,7 @@ func (d *Decoder) skipBlocks(b []byte, i int, nd *node, depth int) (int, bool) {
 		if n == 0 {
 			return i, true
 		}
-		end := -1
+		end, declared := -1, int64(0)
 		if n < 0 {
 			if n == math.MinInt64 {
 				d.fail(ReasonMalformed, "block count", b, start, n)
@@ -394,20 +394,20 @@ func (d *Decoder) skipBlocks(b []byte, i int, nd *node, depth int) (int, bool) {
 				return i, false
 			}
 			if size > int64(len(b)-i) {
-				d.fail(ReasonTruncated, "", b, sizeAt, size)
+				d.fail(ReasonTruncated, "block size", b, sizeAt, size)
 				return i, false
 			}
-			end = i + int(size)
+			end, declared = i+int(size), size
 		}
 		// Every item of a map, and of an array of variable-size items, takes at least one
 		// byte: a count beyond the bytes left cannot be right.
 		if nd.kind == kMap || nd.elem.size < 0 {
 			if n > int64(len(b)-i) {
-				d.fail(ReasonTruncated, "", b, start, n)
+				d.fail(ReasonTruncated, "item count", b, start, n)
 				return i, false
 			}
 		} else if nd.elem.size > 0 && n > int64((len(b)-i)/nd.elem.size) {
-			d.fail(ReasonTruncated, "", b, start, n)
+			d.fail(ReasonTruncated, "item count", b, start, n)
 			return i, false
 		}
 		switch {
@@ -426,7 +426,7 @@ func (d *Decoder) skipBlocks(b []byte, i int, nd *node, depth int) (int, bool) {
 			}
 		}
 		if end >= 0 && i != end {
-			d.fail(ReasonMalformed, "block size does not match its items, size", b, start, int64(end-start))
+			d.fail(ReasonMalformed, "block size does not match its items, size", b, start, declared)
 			return i, false
 		}
 	}

@@ -299,7 +299,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad union index", kitchenSink, sinkFields, sinkWith(t, "next", 0x04), ReasonMalformed, "next", -1, 2},
 		{"bad nullable measure index", kitchenSink, sinkFields, sinkWith(t, "temp", 0x04), ReasonMalformed, "temp", -1, 2},
 		{"negative block size", kitchenSink, sinkFields, sinkWith(t, "tags", 0x01, 0x01), ReasonMalformed, "tags", -1, -1},
-		{"block size mismatch", kitchenSink, sinkFields, sinkWith(t, "points", 0x01, 0x0e, 0x00, 0, 0, 0, 0, 0, 0, 0, 0), ReasonMalformed, "points", -1, 9},
+		{"block size mismatch", kitchenSink, sinkFields, sinkWith(t, "points", 0x01, 0x0e, 0x00, 0, 0, 0, 0, 0, 0, 0, 0), ReasonMalformed, "points", -1, 7},
 		{"array count beyond payload", kitchenSink, sinkFields, sinkWith(t, "tags", 0xfe, 0xff, 0x0f), ReasonTruncated, "tags", -1, 131071},
 		{"kitchen sink truncated", kitchenSink, sinkFields, sink[:len(sink)-1], ReasonTruncated, "optLong", len(sink) - 1, 0},
 	} {

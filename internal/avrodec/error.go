@@ -25,7 +25,7 @@ func Reasons() []string {
 // it is valid until the next call to Decode. Copy the struct (e := *err) to keep it longer.
 type Error struct {
 	Reason string // one of Reasons()
-	Detail string // what was wrong, e.g. "negative length"; empty when Reason says it all
+	Detail string // what Value is, e.g. "negative length"; empty when Reason says it all
 	Field  string // the writer field being read; empty for problems with the payload as a whole
 	Offset int    // byte offset where the bad item starts
 	Len    int    // payload length
@@ -48,13 +48,16 @@ func (e *Error) Error() string {
 		b = strconv.AppendInt(b, e.Value, 10)
 		return string(b)
 	}
-	if e.Detail != "" {
+	switch {
+	case e.Reason == ReasonTrailingBytes:
+		b = append(b, ": "...)
+		b = strconv.AppendInt(b, e.Value, 10)
+		b = append(b, " bytes after the record, which ends"...)
+	case e.Detail != "":
 		b = append(b, ": "...)
 		b = append(b, e.Detail...)
-		if e.Reason == ReasonMalformed {
-			b = append(b, ' ')
-			b = strconv.AppendInt(b, e.Value, 10)
-		}
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, e.Value, 10)
 	}
 	if e.Field != "" {
 		b = append(b, " in field "...)
