@@ -21,9 +21,21 @@ const (
 // maxInsertBytes bounds the data of one INSERT.
 const maxInsertBytes = 16 << 30
 
+// backend runs the queries of connections: the engine, or a fake in tests.
+type backend interface {
+	// run runs query in database db with settings; see engine.run.
+	run(db string, settings []proto.Setting, query []byte, format string) (*result, error)
+	// use makes db the current database, or fails if it does not exist.
+	use(db string) error
+	// version is the engine's version and timezone.
+	version() serverVersion
+	// tempDir is where INSERT data is staged for the engine to read.
+	tempDir() string
+}
+
 // conn is one client connection.
 type conn struct {
-	eng *engine
+	eng backend
 	nc  net.Conn
 	r   *wire
 	out proto.Buffer
@@ -39,7 +51,7 @@ type conn struct {
 
 // serveConn speaks the protocol on nc until the client leaves or breaks it.
 // A nil error means the client closed the connection between queries.
-func serveConn(eng *engine, nc net.Conn) error {
+func serveConn(eng backend, nc net.Conn) error {
 	c := &conn{eng: eng, nc: nc, r: newWire(nc)}
 	if err := c.handshake(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -102,7 +114,7 @@ func (c *conn) handshake() error {
 		_ = c.flush()
 		return fmt.Errorf("database %q: %w", c.db, err)
 	}
-	v := c.eng.ver
+	v := c.eng.version()
 	info := proto.ServerHello{
 		Name:        "ClickHouse",
 		Major:       v.major,

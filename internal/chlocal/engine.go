@@ -326,6 +326,11 @@ func (e *engine) run(db string, settings []proto.Setting, query []byte, format s
 	return e.exec(query, format)
 }
 
+func (e *engine) version() serverVersion { return e.ver }
+
+// tempDir is the data directory: chDB reads files there.
+func (e *engine) tempDir() string { return e.dir }
+
 // use makes db the session's current database.
 func (e *engine) use(db string) error {
 	e.mu.Lock()

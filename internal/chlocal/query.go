@@ -94,7 +94,7 @@ func (c *conn) execute(q proto.Query, stmt statement) error {
 		if kw := stmt.keyword(); kw == "SELECT" || kw == "WITH" {
 			// The engine writes nothing for no rows; ClickHouse still sends
 			// the header, and clients rely on it for the column types.
-			if h, err := c.eng.describe(c.db, "DESCRIBE TABLE ("+stmt.withoutFormat()+")", false); err == nil {
+			if h, err := describe(c.eng, c.db, "DESCRIBE TABLE ("+stmt.withoutFormat()+")", false); err == nil {
 				blocks = append(blocks, h)
 			}
 		}
@@ -141,7 +141,7 @@ func (c *conn) progress(p proto.Progress) {
 // reply with the header of the columns to insert, read Data blocks up to an
 // empty one, then insert them all in one engine query in the Native format.
 func (c *conn) insert(q proto.Query, ins insert) error {
-	header, err := c.eng.insertHeader(c.db, ins)
+	header, err := insertHeader(c.eng, c.db, ins)
 	if err != nil {
 		c.exception(err)
 		return nil
@@ -154,7 +154,7 @@ func (c *conn) insert(q proto.Query, ins insert) error {
 	}
 	// The rows go to a file read by INSERT ... FROM INFILE: chDB cuts
 	// binary data inline in the query at the first empty line.
-	f, err := os.CreateTemp(c.eng.dir, ".chlocal-insert-*.native")
+	f, err := os.CreateTemp(c.eng.tempDir(), ".chlocal-insert-*.native")
 	if err != nil {
 		return fmt.Errorf("insert into %s: %w", ins.Table, err)
 	}
@@ -229,17 +229,17 @@ func splitNative(data []byte) ([]block, error) {
 }
 
 // insertHeader returns the columns an INSERT takes, with their types.
-func (e *engine) insertHeader(db string, ins insert) (block, error) {
+func insertHeader(e backend, db string, ins insert) (block, error) {
 	if ins.Columns != "" {
-		return e.describe(db, "DESCRIBE TABLE (SELECT "+ins.Columns+" FROM "+ins.Table+")", false)
+		return describe(e, db, "DESCRIBE TABLE (SELECT "+ins.Columns+" FROM "+ins.Table+")", false)
 	}
-	return e.describe(db, "DESCRIBE TABLE "+ins.Table, true)
+	return describe(e, db, "DESCRIBE TABLE "+ins.Table, true)
 }
 
 // describe runs a DESCRIBE statement and returns its columns as a header
 // block. insertable keeps only columns an INSERT without a column list
 // takes: no MATERIALIZED, ALIAS or EPHEMERAL ones.
-func (e *engine) describe(db, sql string, insertable bool) (block, error) {
+func describe(e backend, db, sql string, insertable bool) (block, error) {
 	res, err := e.run(db, nil, []byte(sql), "Native")
 	if err != nil {
 		return block{}, err
