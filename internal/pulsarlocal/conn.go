@@ -86,11 +86,13 @@ func (c *conn) writeLoop() {
 		}
 		c.outMu.Lock()
 		buf := c.out
-		c.out = c.spare[:0]
-		c.outMu.Unlock()
 		if len(buf) == 0 {
+			c.outMu.Unlock()
 			continue
 		}
+		// buf is in flight until written: neither out nor spare may alias it.
+		c.out, c.spare = c.spare[:0], nil
+		c.outMu.Unlock()
 		if _, err := c.nc.Write(buf); err != nil {
 			c.close()
 			return
