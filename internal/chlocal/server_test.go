@@ -546,3 +546,53 @@ func TestLibPath(t *testing.T) {
 		t.Errorf("empty cache: %v, want ErrNoLibrary saying `make chdb`", err)
 	}
 }
+
+// TestGoSignals checks that the Go runtime still owns its signals with the
+// engine loaded: a nil dereference is a recoverable panic, not a crash.
+func TestGoSignals(t *testing.T) {
+	s := NewTest(t)
+	if _, err := s.Query("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	var p *int
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("nil dereference did not panic")
+			}
+		}()
+		_ = *p
+	}()
+}
+
+func TestConcurrentClients(t *testing.T) {
+	s := NewTest(t)
+	admin := dial(t, s, ch.Options{})
+	exec(t, admin, "CREATE DATABASE concurrent",
+		"CREATE TABLE concurrent.r ("+readingsColumns+") ENGINE = MergeTree ORDER BY u64")
+	const clients, inserts, rows = 4, 5, 10_000
+	errs := make(chan error, clients)
+	for i := range clients {
+		c := dial(t, s, ch.Options{Compression: ch.CompressionLZ4})
+		go func() {
+			for j := range inserts {
+				r := newReadings(rows, (i*inserts+j)*rows)
+				if err := c.Do(testCtx(t), ch.Query{Body: "INSERT INTO concurrent.r " + r.input().Columns() + " VALUES", Input: r.input()}); err != nil {
+					errs <- fmt.Errorf("client %d insert %d: %w", i, j, err)
+					return
+				}
+				if err := c.Do(testCtx(t), ch.Query{Body: "SELECT count() FROM concurrent.r", Result: proto.Results{{Data: new(proto.ColUInt64)}}}); err != nil {
+					errs <- fmt.Errorf("client %d select %d: %w", i, j, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	equal(t, "rows", strings1(t, admin, "SELECT toString(count()) FROM concurrent.r")[0], fmt.Sprint(clients*inserts*rows))
+}
