@@ -135,11 +135,12 @@ const kitchenSink = `{"type": "record", "name": "Sink", "namespace": "test", "fi
 	{"name": "big", "type": "long"},
 	{"name": "opt", "type": ["float", "null"]},
 	{"name": "optInt", "type": ["null", "int"]},
-	{"name": "optLong", "type": ["null", "long"]}
+	{"name": "optLong", "type": ["null", "long"]},
+	{"name": "optD", "type": ["double", "null"]}
 ]}`
 
 var sinkFields = Fields{Key: "id", Time: "t", Status: "state",
-	Measures: []string{"temp", "hum", "cnt", "big", "opt", "optInt", "optLong"}}
+	Measures: []string{"temp", "hum", "cnt", "big", "opt", "optInt", "optLong", "optD"}}
 
 func sinkValue(next any) map[string]any {
 	return map[string]any{
@@ -152,6 +153,7 @@ func sinkValue(next any) map[string]any {
 		"next":   next, "choice": map[string]any{"map": map[string]any{"k": float32(0.5)}}, "unit": nil,
 		"small": 3, "t": int64(1_764_000_000_999), "temp": map[string]any{"double": 21.5}, "hum": float32(0.25),
 		"cnt": -3, "big": int64(1) << 40, "opt": nil, "optInt": map[string]any{"int": 7}, "optLong": nil,
+		"optD": map[string]any{"double": -0.5},
 	}
 }
 
@@ -165,7 +167,7 @@ func TestDecodeKitchenSink(t *testing.T) {
 		t.Fatalf("Decode: %v", err)
 	}
 	want := agg.Reading{Key: -77, TimeMs: 1_764_000_000_999, Status: 2,
-		Values: [agg.MaxMeasures]float64{21.5, 0.25, -3, 1 << 40, math.NaN(), 7, math.NaN()}}
+		Values: [agg.MaxMeasures]float64{21.5, 0.25, -3, 1 << 40, math.NaN(), 7, math.NaN(), -0.5}}
 	if !sameReading(r, want) {
 		t.Fatalf("Decode = %+v, want %+v", r, want)
 	}
@@ -301,7 +303,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"negative block size", kitchenSink, sinkFields, sinkWith(t, "tags", 0x01, 0x01), ReasonMalformed, "tags", -1, -1},
 		{"block size mismatch", kitchenSink, sinkFields, sinkWith(t, "points", 0x01, 0x0e, 0x00, 0, 0, 0, 0, 0, 0, 0, 0), ReasonMalformed, "points", -1, 7},
 		{"array count beyond payload", kitchenSink, sinkFields, sinkWith(t, "tags", 0xfe, 0xff, 0x0f), ReasonTruncated, "tags", -1, 131071},
-		{"kitchen sink truncated", kitchenSink, sinkFields, sink[:len(sink)-1], ReasonTruncated, "optLong", len(sink) - 1, 0},
+		{"kitchen sink truncated", kitchenSink, sinkFields, sink[:len(sink)-1], ReasonTruncated, "optD", len(sink) - 8, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := mustDecoder(t, tt.schema, tt.f)
