@@ -88,8 +88,9 @@ var global struct {
 }
 
 // openEngine returns the process-wide engine, starting it on first use with
-// the library at libPath and the data directory dir ("" means a directory
-// owned by the process, see defaultDataDir).
+// the library at libPath ("" means LibPath()) and the data directory dir
+// ("" means a directory owned by the process, see defaultDataDir). Once it
+// runs, an explicit libPath or dir must match it.
 func openEngine(libPath, dir string) (*engine, error) {
 	global.mu.Lock()
 	defer global.mu.Unlock()
@@ -98,10 +99,17 @@ func openEngine(libPath, dir string) (*engine, error) {
 			return nil, fmt.Errorf("data directory %q: chDB already runs on %q in this process "+
 				"(one engine per process)", dir, e.dir)
 		}
-		if libPath != e.lib {
+		if libPath != "" && !samePath(libPath, e.lib) {
 			return nil, fmt.Errorf("library %q: chDB already loaded from %q in this process", libPath, e.lib)
 		}
 		return e, nil
+	}
+	if libPath == "" {
+		p, err := LibPath()
+		if err != nil {
+			return nil, err
+		}
+		libPath = p
 	}
 	if dir == "" {
 		d, err := defaultDataDir()

@@ -23,7 +23,7 @@ import (
 type Config struct {
 	Addr    string       // listen address; default "127.0.0.1:0"
 	DataDir string       // engine data directory; default: a directory owned by the process, see below
-	LibPath string       // libchdb.so; default: LibPath()
+	LibPath string       // libchdb.so; default: LibPath() (unused once the process's engine runs)
 	Logger  *slog.Logger // connection errors; default: none
 }
 
@@ -53,13 +53,6 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
-	}
-	if cfg.LibPath == "" {
-		p, err := LibPath()
-		if err != nil {
-			return nil, err
-		}
-		cfg.LibPath = p
 	}
 	eng, err := openEngine(cfg.LibPath, cfg.DataDir)
 	if err != nil {

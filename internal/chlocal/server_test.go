@@ -468,16 +468,14 @@ func TestQuerySettings(t *testing.T) {
 
 func TestDatabase(t *testing.T) {
 	s := NewTest(t)
-	if _, err := s.Query("CREATE DATABASE db_a; CREATE TABLE db_a.t (v String) ENGINE = Memory"); err != nil {
-		// Multi-statements may not be allowed: one at a time then.
-		for _, q := range []string{"CREATE DATABASE IF NOT EXISTS db_a", "CREATE TABLE IF NOT EXISTS db_a.t (v String) ENGINE = Memory"} {
-			if _, err := s.Query(q); err != nil {
-				t.Fatal(err)
-			}
+	for _, q := range []string{
+		"CREATE DATABASE db_a",
+		"CREATE TABLE db_a.t (v String) ENGINE = Memory",
+		"INSERT INTO db_a.t VALUES ('in a')",
+	} {
+		if _, err := s.Query(q); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, err := s.Query("INSERT INTO db_a.t VALUES ('in a')"); err != nil {
-		t.Fatal(err)
 	}
 	a := dial(t, s, ch.Options{Database: "db_a"})
 	def := dial(t, s, ch.Options{})
