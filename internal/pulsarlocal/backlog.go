@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pierrec/lz4/v4"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
 )
@@ -28,7 +29,6 @@ type batchBuilder struct {
 	comp  []byte // LZ4 block
 	entry []byte // headers-and-payload
 	hash  []int  // LZ4 hash table
-	smm   pb.SingleMessageMetadata
 	md    pb.MessageMetadata
 }
 
@@ -73,22 +73,7 @@ func (b *Broker) appendTarget(name string, partition int) (*topic, error) {
 func (bb *batchBuilder) build(msgs []Message, nowMs int64) []byte {
 	bb.raw = bb.raw[:0]
 	for i := range msgs {
-		m := &msgs[i]
-		bb.smm.Reset()
-		bb.smm.PayloadSize = ptr(int32(len(m.Payload)))
-		if m.Key != "" {
-			bb.smm.PartitionKey = ptr(m.Key)
-		}
-		if m.EventTimeMs != 0 {
-			bb.smm.EventTime = ptr(uint64(m.EventTimeMs))
-		}
-		for k, v := range m.Properties {
-			bb.smm.Properties = append(bb.smm.Properties, &pb.KeyValue{Key: ptr(k), Value: ptr(v)})
-		}
-		size := protoSize(&bb.smm)
-		bb.raw = binary.BigEndian.AppendUint32(bb.raw, uint32(size))
-		bb.raw = marshalAppend(bb.raw, &bb.smm)
-		bb.raw = append(bb.raw, m.Payload...)
+		bb.raw = appendSingleMessage(bb.raw, &msgs[i])
 	}
 	bb.md.Reset()
 	bb.md.ProducerName = ptr("pulsarlocal")
@@ -241,4 +226,42 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// appendSingleMessage appends [u32 size][SingleMessageMetadata][payload] for m,
+// encoding the metadata by hand to build large backlogs without allocating.
+// Field numbers are those of PulsarApi.proto's SingleMessageMetadata.
+func appendSingleMessage(dst []byte, m *Message) []byte {
+	size := 1 + protowire.SizeVarint(uint64(len(m.Payload))) // payload_size = 3
+	if m.Key != "" {
+		size += 1 + protowire.SizeBytes(len(m.Key)) // partition_key = 2
+	}
+	if m.EventTimeMs != 0 {
+		size += 1 + protowire.SizeVarint(uint64(m.EventTimeMs)) // event_time = 5
+	}
+	for k, v := range m.Properties { // properties = 1, KeyValue{key = 1, value = 2}
+		kv := 1 + protowire.SizeBytes(len(k)) + 1 + protowire.SizeBytes(len(v))
+		size += 1 + protowire.SizeBytes(kv)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(size))
+	for k, v := range m.Properties {
+		kv := 1 + protowire.SizeBytes(len(k)) + 1 + protowire.SizeBytes(len(v))
+		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(kv))
+		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+		dst = protowire.AppendString(dst, k)
+		dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+		dst = protowire.AppendString(dst, v)
+	}
+	if m.Key != "" {
+		dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+		dst = protowire.AppendString(dst, m.Key)
+	}
+	dst = protowire.AppendTag(dst, 3, protowire.VarintType)
+	dst = protowire.AppendVarint(dst, uint64(len(m.Payload)))
+	if m.EventTimeMs != 0 {
+		dst = protowire.AppendTag(dst, 5, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(m.EventTimeMs))
+	}
+	return append(dst, m.Payload...)
 }
