@@ -239,8 +239,19 @@ if grep -lE "$CHECK_DEPLOY_TOKEN|$CHECK_DEPLOY_PASSWORD" "$work"/run*.log "$root
 fi
 echo "ok  secrets: in the 0600 env file only, not in the Ansible output"
 
-grep -q '^  url: "pulsar://10.0.1.10:6650"$' "$root/etc/pipelined/config.yaml" || fail "config.yaml: pulsar.url not templated"
-grep -q '^  listen: "0.0.0.0:9650"$' "$root/etc/pipelined/config.yaml" || fail "config.yaml: http.listen not templated"
+python3 - "$root/etc/pipelined/config.yaml" <<'PY' || fail "config.yaml does not hold tests/chroot.yml's values"
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+want = {("pulsar", "url"): "pulsar://10.0.1.10:6650", ("http", "listen"): "0.0.0.0:9650",
+        ("clickhouse", "addr"): "10.0.2.10:9000", ("schema", "file"): "/etc/pipelined/SensorData.avsc",
+        ("window", "size"): "1m", ("limits", "memory_limit_mb"): 2048,
+        ("pulsar", "receiver_queue_size"): 20000, ("pulsar", "topic"): "persistent://public/default/iot-sensor-data"}
+bad = [f"{a}.{b}={c.get(a, {}).get(b)!r}, want {v!r}" for (a, b), v in want.items() if c.get(a, {}).get(b) != v]
+if c.get("shutdown_timeout") != "30s":
+    bad.append(f"shutdown_timeout={c.get('shutdown_timeout')!r}")
+print("\n".join(bad) or "ok  config.yaml: templated values and pipelined_config_extra merged")
+sys.exit(1 if bad else 0)
+PY
 # The daemon's own validation, run inside the root as the service would.
 chroot "$root" /usr/local/bin/pipelined check -c /etc/pipelined/config.yaml || fail "pipelined check rejects the templated config"
 echo "ok  pipelined check -c /etc/pipelined/config.yaml"
