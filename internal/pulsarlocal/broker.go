@@ -3,6 +3,24 @@
 // consumer. It is test and development infrastructure: tests start one with
 // NewTest, the pulsar-local command serves one on a fixed port.
 //
+//	b := pulsarlocal.NewTest(t, pulsarlocal.Config{DefaultPartitions: 64})
+//	client, _ := pulsar.NewClient(pulsar.ClientOptions{URL: b.URL()})
+//
+// Supported: CONNECT, PING/PONG, PARTITIONED_METADATA, LOOKUP (always this
+// broker), GET_TOPICS_OF_NAMESPACE, PRODUCER, SEND (entries stored exactly as
+// sent), SUBSCRIBE (Exclusive, Failover, Shared; Key_Shared is served as
+// Shared, without key affinity), FLOW (permits count messages), ACK
+// (individual, cumulative, batch index ack sets), REDELIVER_UNACKNOWLEDGED_MESSAGES,
+// GET_LAST_MESSAGE_ID, SEEK (message ID or publish time), UNSUBSCRIBE,
+// CLOSE_PRODUCER, CLOSE_CONSUMER, GET_SCHEMA, GET_OR_CREATE_SCHEMA. Any other
+// request is answered with an ERROR; a malformed frame closes the connection.
+// Not supported: authentication, TLS, transactions, chunking-aware dispatch,
+// retention limits (everything stays in memory), redelivery counts.
+//
+// Topics are created on first use. A partitioned topic is one topic per
+// partition, named "<topic>-partition-<i>". Every entry of every topic has
+// ledger ID 1 and its index as entry ID.
+//
 // # Locking
 //
 // State is guarded by three kinds of mutexes, always taken in this order:
@@ -166,7 +184,13 @@ func (b *Broker) acceptLoop() {
 			return
 		}
 		b.mu.Lock()
-		if b.refuse {
+		closing := false
+		select {
+		case <-b.closed:
+			closing = true // Close has taken or is taking its snapshot of b.conns
+		default:
+		}
+		if b.refuse || closing {
 			b.mu.Unlock()
 			nc.Close()
 			continue
