@@ -1,6 +1,7 @@
 package chlocal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -57,10 +58,10 @@ func serveConn(eng backend, nc net.Conn) error {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	for {
-		code, err := c.r.uvarint()
+		code, err := binary.ReadUvarint(c.r)
 		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil // EOF between packets
+			if err == io.EOF {
+				return nil // the client left between packets
 			}
 			return fmt.Errorf("packet: %w", err)
 		}

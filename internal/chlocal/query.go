@@ -22,6 +22,12 @@ func (c *conn) query() error {
 	if err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
+	defer func() {
+		// Keep the connection's scratch buffer from its largest block.
+		if cap(c.blocks.buf) > 16<<20 {
+			c.blocks.buf = nil
+		}
+	}()
 	c.compressed = q.Compression == proto.CompressionEnabled
 	c.method = compressionMethod(q.Settings)
 	if c.zw != nil && c.zwMethod != c.method {

@@ -13,9 +13,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -189,4 +191,23 @@ func parseVersion(tsv string) serverVersion {
 		}
 	}
 	return v
+}
+
+// Main runs a package's tests and exits, for a TestMain of a package whose
+// tests start the engine:
+//
+//	func TestMain(m *testing.M) { chlocal.Main(m) }
+//
+// Under the race detector a test binary's exit runs C exit handlers, and
+// chDB's crash there while its threads still run; Main then exits without
+// them. Otherwise it is os.Exit(m.Run()).
+func Main(m *testing.M) {
+	code := m.Run()
+	global.mu.Lock()
+	started := global.eng != nil
+	global.mu.Unlock()
+	if raceEnabled && started {
+		syscall.Exit(code)
+	}
+	os.Exit(code)
 }

@@ -1,0 +1,5 @@
+package chlocal
+
+import "testing"
+
+func TestMain(m *testing.M) { Main(m) }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package chlocal
+
+const raceEnabled = false
