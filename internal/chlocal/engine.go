@@ -329,7 +329,7 @@ func (e *engine) run(db string, settings []proto.Setting, query []byte, format s
 		if _, err := e.execString(set, ""); err != nil {
 			return nil, err
 		}
-		defer func() { _, _ = e.execString(reset, "") }()
+		defer e.reset(reset)
 	}
 	return e.exec(query, format)
 }
@@ -338,6 +338,17 @@ func (e *engine) version() serverVersion { return e.ver }
 
 // tempDir is the data directory: chDB reads files there.
 func (e *engine) tempDir() string { return e.dir }
+
+// reset puts settings back to their defaults, one by one if a setting
+// cannot be reset so that the others are.
+func (e *engine) reset(stmt string) {
+	if _, err := e.execString(stmt, ""); err == nil {
+		return
+	}
+	for _, one := range strings.Split(strings.TrimPrefix(stmt, "SET "), ", ") {
+		_, _ = e.execString("SET "+one, "")
+	}
+}
 
 // use makes db the session's current database.
 func (e *engine) use(db string) error {
@@ -362,7 +373,8 @@ func (e *engine) useLocked(db string) error {
 func settingsSQL(settings []proto.Setting) (set, reset string, err error) {
 	var s, r strings.Builder
 	for _, st := range settings {
-		if st.Obsolete {
+		if st.Obsolete || st.Key == "readonly" {
+			// readonly = 1 would forbid putting the settings back.
 			continue
 		}
 		if !isSettingName(st.Key) {
