@@ -152,11 +152,21 @@ trap cleanup EXIT
 extra=(-e "pipelined_build_output=$work/pipelined")
 if [ -n "${PIPELINED_DEPLOY_BINARY:-}" ]; then
 	[ -x "$PIPELINED_DEPLOY_BINARY" ] || fail "PIPELINED_DEPLOY_BINARY=$PIPELINED_DEPLOY_BINARY is not an executable"
-	extra=(-e pipelined_binary_mode=copy -e "pipelined_binary_src=$(realpath "$PIPELINED_DEPLOY_BINARY")")
+	bin=$(realpath "$PIPELINED_DEPLOY_BINARY")
+	extra=(-e pipelined_binary_mode=copy -e "pipelined_binary_src=$bin" -e producer_binary_mode=copy -e "producer_binary_src=$bin")
 	echo "deploying the prebuilt $PIPELINED_DEPLOY_BINARY"
 else
 	export PATH=/usr/local/go/bin:$PATH
 	command -v go >/dev/null || fail "go not found (needed to build pipelined; or set PIPELINED_DEPLOY_BINARY)"
+	# The role builds from a snapshot of the work tree (tracked and untracked files, no .git):
+	# both runs see the same source, whatever else changes in the tree meanwhile, and the
+	# build stamps no VCS state, so equal source gives equal bytes.
+	mkdir -p "$work/src"
+	(cd "$repo" && git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t "$work/src" 2>/dev/null) ||
+		(cd "$repo" && tar --exclude=.git --exclude=./pipelined -cf - . | tar -C "$work/src" -xf -) ||
+		fail "copying the source to $work/src"
+	extra+=(-e "pipelined_source_dir=$work/src" -e "producer_source_dir=$work/src" -e "producer_binary_src=$work/pipelined")
+	echo "the role builds $repo (snapshot in $work/src) with go build"
 fi
 
 # --- Debian root ------------------------------------------------------------------------------
@@ -242,8 +252,8 @@ echo "ok  secrets: in the 0600 env file only, not in the Ansible output"
 python3 - "$root/etc/pipelined/config.yaml" <<'PY' || fail "config.yaml does not hold tests/chroot.yml's values"
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
-want = {("pulsar", "url"): "pulsar://10.0.1.10:6650", ("http", "listen"): "0.0.0.0:9650",
-        ("clickhouse", "addr"): "10.0.2.10:9000", ("schema", "file"): "/etc/pipelined/SensorData.avsc",
+want = {("pulsar", "url"): "pulsar://127.0.0.1:16650", ("http", "listen"): "0.0.0.0:9650",
+        ("clickhouse", "addr"): "127.0.0.1:19000", ("schema", "file"): "/etc/pipelined/SensorData.avsc",
         ("window", "size"): "1m", ("limits", "memory_limit_mb"): 2048,
         ("pulsar", "receiver_queue_size"): 20000, ("pulsar", "topic"): "persistent://public/default/iot-sensor-data"}
 bad = [f"{a}.{b}={c.get(a, {}).get(b)!r}, want {v!r}" for (a, b), v in want.items() if c.get(a, {}).get(b) != v]
@@ -253,20 +263,33 @@ print("\n".join(bad) or "ok  config.yaml: templated values and pipelined_config_
 sys.exit(1 if bad else 0)
 PY
 # The daemon's own validation, run inside the root as the service would.
-chroot "$root" /usr/local/bin/pipelined check -c /etc/pipelined/config.yaml || fail "pipelined check rejects the templated config"
-echo "ok  pipelined check -c /etc/pipelined/config.yaml"
+# As the service user: the 0640 root:pipelined files must be readable by it, the env file not.
+chroot --userspec=pipelined:pipelined "$root" /usr/local/bin/pipelined check -c /etc/pipelined/config.yaml ||
+	fail "pipelined check (as user pipelined) rejects the templated config"
+echo "ok  pipelined check -c /etc/pipelined/config.yaml (as user pipelined)"
+chroot --userspec=pipelined:pipelined "$root" cat /etc/pipelined/SensorData.avsc >/dev/null || fail "user pipelined cannot read the schema"
+if chroot --userspec=pipelined:pipelined "$root" cat /etc/pipelined/pipelined.env >/dev/null 2>&1; then
+	fail "user pipelined can read the secrets file"
+fi
+echo "ok  user pipelined reads config and schema, not the env file"
 chroot "$root" /usr/local/bin/pipelined version || fail "pipelined version in the root"
+
+grep -qE '^ExecStart=/usr/local/bin/pipelined produce .*-url pulsar://127.0.0.1:16650 .*-rate 250000 .*-count 1000 .*-padded$' \
+	<(sed -e ':a' -e '/\\$/N; s/\\\n *//; ta' "$root/etc/systemd/system/pipelined-producer.service") ||
+	fail "pipelined-producer.service: ExecStart lacks the producer_* flags"
+echo "ok  pipelined-producer.service: ExecStart with the producer_* flags"
 
 step "systemd-analyze verify (unit + drop-in, in the root)"
 # verify loads the unit with its drop-in and checks that ExecStart's binary exists: run it
 # inside the root, where the role installed both.
 mount -t proc proc "$root/proc"
-verify_out=$(chroot "$root" env SYSTEMD_LOG_LEVEL=notice systemd-analyze verify /etc/systemd/system/pipelined.service 2>&1) && v_rc=0 || v_rc=$?
+verify_out=$(chroot "$root" env SYSTEMD_LOG_LEVEL=notice systemd-analyze verify \
+	/etc/systemd/system/pipelined.service /etc/systemd/system/pipelined-producer.service 2>&1) && v_rc=0 || v_rc=$?
 umount -l "$root/proc"
 # A minimal root lacks targets and units the host has; only pipelined.service's own lines count.
 own=$(grep -E 'pipelined' <<<"$verify_out" || true)
 [ -n "$verify_out" ] && printf '%s\n' "$verify_out"
-[ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service (exit $v_rc)"
+[ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service pipelined-producer.service (exit $v_rc)"
 echo "ok  systemd-analyze verify: clean"
 
 step "done"
