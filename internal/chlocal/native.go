@@ -34,8 +34,8 @@ type column struct {
 	Data       []byte
 }
 
-// block is a native block: Info is the protocol's BlockInfo (the Native
-// format has none).
+// block is a native block. Over the protocol a block starts with a
+// BlockInfo, which the server reads past and writes as ClickHouse does.
 type block struct {
 	Rows int
 	Cols []column
@@ -283,10 +283,9 @@ func (br *blockReader) values(t dataType, rows uint64) error {
 
 // LowCardinality index serialization flags (SerializationLowCardinality).
 const (
-	lcKeyTypeMask         = 0xff
-	lcNeedGlobalDict      = 1 << 8
-	lcHasAdditionalKeys   = 1 << 9
-	lcNeedUpdateDictonary = 1 << 10
+	lcKeyTypeMask       = 0xff
+	lcNeedGlobalDict    = 1 << 8
+	lcHasAdditionalKeys = 1 << 9
 )
 
 // lowCardinality reads groups of (flags, [dictionary], indexes) until rows
