@@ -135,8 +135,15 @@ awk -v l="$level" -v t="$threshold" 'BEGIN { exit !(l <= t) }' || fail "exposure
 # --- binary -----------------------------------------------------------------------------------
 work=$(mktemp -d /tmp/check-deploy.XXXXXX)
 root=$work/root
+nspawn_pid=""
 cleanup() {
 	local rc=$?
+	if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+		kill -TERM "$nspawn_pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
+		kill -KILL "$nspawn_pid" 2>/dev/null || true
+		wait "$nspawn_pid" 2>/dev/null || true
+	fi
 	for m in proc sys dev/pts dev; do
 		mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m" || true
 	done
@@ -195,8 +202,10 @@ du -sh "$root" 2>/dev/null | cut -f1 | sed 's/^/root size: /'
 export CHECK_DEPLOY_TOKEN="tok-$RANDOM$RANDOM-secret"
 export CHECK_DEPLOY_PASSWORD="pw-$RANDOM$RANDOM-secret"
 export ANSIBLE_CONFIG=$ansible_dir/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
-play() {
-	(cd "$ansible_dir" && ansible-playbook -i "$root," tests/chroot.yml "${extra[@]}") >"$1" 2>&1
+play() { # log-file [more ansible-playbook arguments]
+	local log=$1
+	shift
+	(cd "$ansible_dir" && ansible-playbook -i "$root," tests/chroot.yml "${extra[@]}" "$@") >"$log" 2>&1
 }
 recap() { grep -A1 '^PLAY RECAP' "$1" | tail -1; }
 
@@ -291,6 +300,131 @@ own=$(grep -E 'pipelined' <<<"$verify_out" || true)
 [ -n "$verify_out" ] && printf '%s\n' "$verify_out"
 [ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service pipelined-producer.service (exit $v_rc)"
 echo "ok  systemd-analyze verify: clean"
+
+# --- live: the role and the unit under a real systemd ------------------------------------------
+# The root boots with systemd-nspawn, network-isolated (--private-network: loopback only),
+# with an in-memory Pulsar (internal/cmd/pulsar-local) and chDB over the native protocol
+# (internal/cmd/clickhouse-local) inside. Ansible reaches it through the same chroot connection
+# with ansible_chroot_exe = nsenter into the container, and applies the role with
+# pipelined_manage_service=true: handlers, start, /readyz. Then messages flow, and a stop must
+# be graceful. CHECK_DEPLOY_LIVE=0 skips this stage, 1 requires it, auto (default) runs it when
+# libchdb.so is in the cache (make chdb).
+live=${CHECK_DEPLOY_LIVE:-auto}
+chdb_lib=${CHDB_LIB_PATH:-$(find "$cache/chdb" -name libchdb.so 2>/dev/null | sort -V | tail -1)}
+if [ "$live" = 0 ]; then
+	step "live stage: skipped (CHECK_DEPLOY_LIVE=0)"
+elif [ -z "$chdb_lib" ] || [ ! -f "$chdb_lib" ] || ! command -v go >/dev/null; then
+	[ "$live" = auto ] || fail "live stage: needs libchdb.so (make chdb, or CHDB_LIB_PATH) and go"
+	step "live stage: SKIPPED (no libchdb.so under $cache/chdb: run make chdb; or no go)"
+else
+	step "live: boot the root with systemd-nspawn (private network), role with the service managed"
+	dpkg-query -W -f='${Status}' systemd-container 2>/dev/null | grep -q 'install ok installed' || {
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd-container >/dev/null ||
+			fail "apt-get install systemd-container"
+	}
+	src=$repo
+	[ -d "$work/src" ] && src=$work/src
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$root/usr/local/bin/pulsar-local" ./internal/cmd/pulsar-local &&
+		go build -trimpath -o "$root/usr/local/bin/clickhouse-local" ./internal/cmd/clickhouse-local) ||
+		fail "building internal/cmd/pulsar-local and clickhouse-local"
+	mkdir -p "$root/opt/chdb"
+	cat >"$root/etc/systemd/system/pulsar-local.service" <<-'UNIT'
+	[Unit]
+	Description=check-deploy: in-memory Pulsar on 127.0.0.1:16650
+	[Service]
+	Environment=PULSAR_LISTEN=127.0.0.1:16650 PULSAR_PARTITIONS=4
+	ExecStart=/usr/local/bin/pulsar-local
+	UNIT
+	cat >"$root/etc/systemd/system/clickhouse-local.service" <<-'UNIT'
+	[Unit]
+	Description=check-deploy: chDB over the native protocol on 127.0.0.1:19000
+	[Service]
+	Environment=CLICKHOUSE_LISTEN=127.0.0.1:19000 CLICKHOUSE_DATA=/var/lib/clickhouse-local CHDB_LIB_PATH=/opt/chdb/libchdb.so
+	StateDirectory=clickhouse-local
+	ExecStart=/usr/local/bin/clickhouse-local
+	UNIT
+	cat >"$root/etc/systemd/system/pipelined.service.d/check-deploy.conf" <<-'UNIT'
+	[Unit]
+	Wants=pulsar-local.service clickhouse-local.service
+	After=pulsar-local.service clickhouse-local.service
+	UNIT
+	systemd-nspawn -D "$root" --private-network --register=no --keep-unit --boot -q --console=pipe \
+		--bind-ro="$chdb_lib:/opt/chdb/libchdb.so" </dev/null >"$work/nspawn.log" 2>&1 &
+	nspawn_pid=$!
+	leader=""
+	for _ in $(seq 50); do
+		leader=$(pgrep -P "$nspawn_pid" | head -1) && [ -n "$leader" ] && break
+		sleep 0.2
+	done
+	[ -n "$leader" ] || { cat "$work/nspawn.log"; fail "systemd-nspawn did not start the container"; }
+	in_ct() { nsenter --target "$leader" --mount --uts --ipc --net --pid -- "$@"; }
+	state=$(timeout 90 nsenter --target "$leader" --mount --uts --ipc --net --pid -- systemctl is-system-running --wait 2>/dev/null) || true
+	echo "container systemd: ${state:-no answer}"
+	case $state in running | degraded) ;; *) cat "$work/nspawn.log"; fail "the container's systemd did not come up" ;; esac
+	nets=$(in_ct ls /sys/class/net | tr '\n' ' ')
+	[ "$nets" = "lo " ] || fail "the container's network is not private: $nets"
+	echo "container network interfaces: $nets(private)"
+	cat >"$work/nsenter-exe" <<-EXE
+	#!/bin/sh
+	# ansible_chroot_exe: run in the booted container; \$1 is the root path the connection passes.
+	shift
+	exec nsenter --target $leader --mount --uts --ipc --net --pid -- "\$@"
+	EXE
+	chmod +x "$work/nsenter-exe"
+	# The database the clickhouse role would create; chDB starts with "default" only.
+	live_extra=(-e "ansible_chroot_exe=$work/nsenter-exe" -e pipelined_manage_service=true
+		-e pipelined_clickhouse_database=default -e pipelined_window_size=10s)
+
+	step "live: apply the role (config changed: handlers restart, then /readyz)"
+	play "$work/live1.log" "${live_extra[@]}" || { tail -40 "$work/live1.log"; in_ct journalctl -u pipelined --no-pager -n 30 | cut -c1-300; fail "live run of the role failed"; }
+	recap "$work/live1.log"
+	grep -q 'RUNNING HANDLER \[pipelined : Restart pipelined\]' "$work/live1.log" || fail "live run: the restart handler did not run"
+	grep -A1 'TASK \[pipelined : Wait for /readyz\]' "$work/live1.log" | grep -q '^ok:' || fail "live run: /readyz wait did not pass"
+	echo "ok  handler restarted pipelined; /readyz answered 200"
+
+	step "live: apply the role again (changed=0, no restart)"
+	pid_before=$(in_ct systemctl show -p MainPID --value pipelined.service)
+	play "$work/live2.log" "${live_extra[@]}" || { tail -40 "$work/live2.log"; fail "second live run failed"; }
+	recap "$work/live2.log"
+	grep -qE ' changed=0 .*failed=0 ' <(recap "$work/live2.log") || fail "second live run is not idempotent"
+	[ "$(in_ct systemctl show -p MainPID --value pipelined.service)" = "$pid_before" ] || fail "second live run restarted pipelined"
+	echo "ok  no restart (MainPID $pid_before)"
+
+	step "live: messages through the hardened unit"
+	show=$(in_ct systemctl show -p ActiveState -p SubState -p NRestarts -p User pipelined.service | tr '\n' ' ')
+	echo "$show"
+	grep -q 'ActiveState=active SubState=running' <<<"$show" && grep -q 'NRestarts=0' <<<"$show" || fail "pipelined.service not running cleanly: $show"
+	in_ct /usr/local/bin/pipelined produce -url pulsar://127.0.0.1:16650 -count 20000 -rate 0 -devices 1000 -producers 2 >"$work/produce.log" 2>&1 ||
+		{ cat "$work/produce.log"; fail "pipelined produce into the container's Pulsar"; }
+	got=0
+	for _ in $(seq 60); do
+		got=$(in_ct python3 -c '
+import re, urllib.request
+t = urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=5).read().decode()
+print(int(sum(float(v) for v in re.findall(r"^pipelined_messages_received_total\{[^}]*\} (\S+)$", t, re.M))))' 2>/dev/null) || got=0
+		[ "${got:-0}" -ge 20000 ] && break
+		sleep 0.5
+	done
+	[ "${got:-0}" -ge 20000 ] || fail "pipelined received $got of 20000 messages"
+	echo "ok  pipelined_messages_received_total = $got (20000 produced)"
+
+	step "live: graceful stop"
+	t0=$SECONDS
+	in_ct systemctl stop pipelined.service
+	took=$((SECONDS - t0))
+	show=$(in_ct systemctl show -p Result -p ExecMainCode -p ExecMainStatus pipelined.service | tr '\n' ' ')
+	echo "$show (took ${took}s)"
+	grep -q 'Result=success' <<<"$show" && grep -q 'ExecMainStatus=0' <<<"$show" || {
+		in_ct journalctl -u pipelined --no-pager -n 20 | cut -c1-300
+		fail "pipelined did not stop cleanly: $show"
+	}
+	in_ct journalctl -u pipelined --no-pager -o cat | grep -qE 'status=31/SYS|code=killed' && fail "a process was killed (seccomp?)" || true
+	echo "ok  stopped with exit 0 in ${took}s"
+	in_ct systemctl poweroff || true
+	for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
+	kill -0 "$nspawn_pid" 2>/dev/null && fail "the container did not power off"
+	nspawn_pid=""
+fi
 
 step "done"
 echo "check-deploy: OK in $((SECONDS - start))s (second run: $(recap "$work/run2.log" | tr -s ' '))"
