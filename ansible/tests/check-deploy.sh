@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# check-deploy: lint the Ansible tree, check the systemd unit, and apply the pipelined role
-# for real to a throwaway Debian root (debootstrap, cached) through the chroot connection,
-# twice: the second run must report changed=0.
+# check-deploy: lint the Ansible tree and the monitoring files, check the systemd unit, apply
+# the pipelined and producer roles for real to a throwaway Debian root (debootstrap, cached)
+# through the chroot connection, twice: the second run must report changed=0. Then, live, boot
+# that root with systemd-nspawn (private network) and apply the role with the service managed.
+# ansible/README.md describes each stage.
 #
-#   ansible/tests/check-deploy.sh              (from anywhere; needs root for chroot)
+#   ansible/tests/check-deploy.sh              (from anywhere; needs root)
 #
 # Environment:
+#   CHECK_DEPLOY_LIVE      auto (default: live stage when libchdb.so is cached), 1 (required), 0 (skip)
+#   CHDB_LIB_PATH          libchdb.so for the live stage (default: newest under $PIPELINED_CACHE/chdb)
 #   PIPELINED_CACHE        cache directory (default $HOME/.cache/pipelined): the Debian root tarball
 #   PIPELINED_DEPLOY_BINARY  a prebuilt pipelined binary to deploy ("copy" mode); default: the role
 #                          builds the repo with go build ("build" mode)
@@ -19,7 +23,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ansible_dir=$(dirname "$here")
 repo=$(dirname "$ansible_dir")
 unit=$repo/systemd/pipelined.service
-cache=${PIPELINED_CACHE:-$HOME/.cache/pipelined}
+cache=${PIPELINED_CACHE:-${HOME:-/root}/.cache/pipelined}
 threshold=${SECURITY_THRESHOLD:-2.0}
 suite=bookworm
 start=$SECONDS
@@ -30,9 +34,9 @@ fail() { printf '\ncheck-deploy: FAIL: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || fail "run as root (apt-get, debootstrap and chroot need it)"
 
 # --- tools -----------------------------------------------------------------------------------
-step "tools: ansible, ansible-lint, debootstrap, systemd-analyze, zstd"
+step "tools: ansible, ansible-lint, debootstrap, systemd-analyze, systemd-nspawn, zstd"
 need=()
-for pkg in ansible ansible-lint debootstrap systemd zstd; do
+for pkg in ansible ansible-lint debootstrap systemd systemd-container zstd; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -74,6 +78,16 @@ for g in pulsar clickhouse pipelined producer; do
 		fail "inventory/hosts.yml: group $g has no hosts"
 done
 echo "groups pulsar, clickhouse, pipelined, producer: present"
+# The EC2 inventory needs AWS to run; offline, check its shape: the plugin, and groups from the role tag.
+python3 - "$ansible_dir/inventory/aws_ec2.yml" <<'PY' || fail "inventory/aws_ec2.yml"
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+assert c["plugin"] == "amazon.aws.aws_ec2", c["plugin"]
+kg = [g for g in c.get("keyed_groups", []) if g.get("key") == "tags.role"]
+assert kg and kg[0].get("prefix", None) == "" and kg[0].get("separator", None) == "", "keyed_groups: tags.role without prefix"
+print("inventory/aws_ec2.yml: amazon.aws.aws_ec2, grouped by tag role")
+PY
+ansible-doc -t inventory amazon.aws.aws_ec2 >/dev/null 2>&1 || fail "amazon.aws.aws_ec2 inventory plugin not found"
 
 # --- monitoring ---------------------------------------------------------------------------------
 step "monitoring: scrape config, dashboard queries, metric names"
@@ -318,10 +332,6 @@ elif [ -z "$chdb_lib" ] || [ ! -f "$chdb_lib" ] || ! command -v go >/dev/null; t
 	step "live stage: SKIPPED (no libchdb.so under $cache/chdb: run make chdb; or no go)"
 else
 	step "live: boot the root with systemd-nspawn (private network), role with the service managed"
-	dpkg-query -W -f='${Status}' systemd-container 2>/dev/null | grep -q 'install ok installed' || {
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd-container >/dev/null ||
-			fail "apt-get install systemd-container"
-	}
 	src=$repo
 	[ -d "$work/src" ] && src=$work/src
 	(cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$root/usr/local/bin/pulsar-local" ./internal/cmd/pulsar-local &&
