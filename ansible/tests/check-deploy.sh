@@ -213,7 +213,8 @@ tar -C "$root" -xf "$tarball" --use-compress-program=unzstd || fail "unpacking $
 du -sh "$root" 2>/dev/null | cut -f1 | sed 's/^/root size: /'
 
 # --- apply the role, twice --------------------------------------------------------------------
-export CHECK_DEPLOY_TOKEN="tok-$RANDOM$RANDOM-secret"
+# Test secrets with characters a shell or systemd could interpret: the env file must keep them verbatim.
+export CHECK_DEPLOY_TOKEN="tok-$RANDOM$RANDOM-secret \$HOME \"x\" \\n %%"
 export CHECK_DEPLOY_PASSWORD="pw-$RANDOM$RANDOM-secret"
 export ANSIBLE_CONFIG=$ansible_dir/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 play() { # log-file [more ansible-playbook arguments]
@@ -264,10 +265,10 @@ echo "ok  user: $pw"
 	fail "pipelined.service is not enabled in multi-user.target"
 echo "ok  enabled: multi-user.target.wants/pipelined.service"
 
-grep -qx "PIPELINED_PULSAR_TOKEN='$CHECK_DEPLOY_TOKEN'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the Pulsar token"
-grep -qx "PIPELINED_CLICKHOUSE_PASSWORD='$CHECK_DEPLOY_PASSWORD'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the ClickHouse password"
-grep -qx "PIPELINED_PULSAR_SUBSCRIPTION='pipelined-chroot'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks pipelined_extra_env"
-if grep -lE "$CHECK_DEPLOY_TOKEN|$CHECK_DEPLOY_PASSWORD" "$work"/run*.log "$root/etc/pipelined/config.yaml"; then
+grep -Fqx "PIPELINED_PULSAR_TOKEN='$CHECK_DEPLOY_TOKEN'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the Pulsar token"
+grep -Fqx "PIPELINED_CLICKHOUSE_PASSWORD='$CHECK_DEPLOY_PASSWORD'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the ClickHouse password"
+grep -Fqx "PIPELINED_PULSAR_SUBSCRIPTION='pipelined-chroot'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks pipelined_extra_env"
+if grep -lF -e "${CHECK_DEPLOY_TOKEN%% *}" -e "$CHECK_DEPLOY_PASSWORD" "$work"/run*.log "$root/etc/pipelined/config.yaml"; then
 	fail "a secret leaked into the Ansible output or config.yaml (no_log)"
 fi
 echo "ok  secrets: in the 0600 env file only, not in the Ansible output"
@@ -368,6 +369,24 @@ else
 	done
 	[ -n "$leader" ] || { cat "$work/nspawn.log"; fail "systemd-nspawn did not start the container"; }
 	in_ct() { nsenter --target "$leader" --mount --uts --ipc --net --pid -- "$@"; }
+	diag() { # what the daemon says: /readyz, and its last warnings and errors
+		in_ct python3 -c '
+import urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen("http://127.0.0.1:9650/readyz", timeout=5); print("/readyz:", r.status, r.read().decode().strip())
+except urllib.error.HTTPError as e:
+    print("/readyz:", e.code, e.read().decode().strip())
+except Exception as e:
+    print("/readyz:", e)' || true
+		in_ct journalctl -u pipelined.service --no-pager -o cat | python3 -c '
+import json, sys
+lines = [l for l in sys.stdin if "\"level\":\"WARN\"" in l or "\"level\":\"ERROR\"" in l or not l.startswith("{")]
+for l in lines[-8:]:
+    try:
+        d = json.loads(l); print(" ", d["level"], d["msg"], d.get("err", ""))
+    except ValueError:
+        print(" ", l.rstrip()[:300])' || true
+	}
 	state=$(timeout 90 nsenter --target "$leader" --mount --uts --ipc --net --pid -- systemctl is-system-running --wait 2>/dev/null) || true
 	echo "container systemd: ${state:-no answer}"
 	case $state in running | degraded) ;; *) cat "$work/nspawn.log"; fail "the container's systemd did not come up" ;; esac
@@ -383,10 +402,14 @@ else
 	chmod +x "$work/nsenter-exe"
 	# The database the clickhouse role would create; chDB starts with "default" only.
 	live_extra=(-e "ansible_chroot_exe=$work/nsenter-exe" -e pipelined_manage_service=true
-		-e pipelined_clickhouse_database=default -e pipelined_window_size=10s)
+		-e pipelined_clickhouse_database=default -e pipelined_window_size=10s -e pipelined_readyz_retries=15)
 
 	step "live: apply the role (config changed: handlers restart, then /readyz)"
-	play "$work/live1.log" "${live_extra[@]}" || { tail -40 "$work/live1.log"; in_ct journalctl -u pipelined --no-pager -n 30 | cut -c1-300; fail "live run of the role failed"; }
+	play "$work/live1.log" "${live_extra[@]}" || {
+		grep -E '^(fatal|failed):' "$work/live1.log" | cut -c1-400
+		diag
+		fail "live run of the role failed (the daemon's state above)"
+	}
 	recap "$work/live1.log"
 	grep -q 'RUNNING HANDLER \[pipelined : Restart pipelined\]' "$work/live1.log" || fail "live run: the restart handler did not run"
 	grep -A1 'TASK \[pipelined : Wait for /readyz\]' "$work/live1.log" | grep -q '^ok:' || fail "live run: /readyz wait did not pass"
@@ -394,16 +417,23 @@ else
 
 	step "live: apply the role again (changed=0, no restart)"
 	pid_before=$(in_ct systemctl show -p MainPID --value pipelined.service)
-	play "$work/live2.log" "${live_extra[@]}" || { tail -40 "$work/live2.log"; fail "second live run failed"; }
+	play "$work/live2.log" "${live_extra[@]}" || { grep -E '^(fatal|failed):' "$work/live2.log" | cut -c1-400; diag; fail "second live run failed"; }
 	recap "$work/live2.log"
 	grep -qE ' changed=0 .*failed=0 ' <(recap "$work/live2.log") || fail "second live run is not idempotent"
 	[ "$(in_ct systemctl show -p MainPID --value pipelined.service)" = "$pid_before" ] || fail "second live run restarted pipelined"
 	echo "ok  no restart (MainPID $pid_before)"
+	# What systemd made of the env file: the daemon's environment holds the secret verbatim.
+	in_ct cat "/proc/$pid_before/environ" | tr '\0' '\n' | grep -Fqx "PIPELINED_PULSAR_TOKEN=$CHECK_DEPLOY_TOKEN" ||
+		fail "the daemon's environment lacks PIPELINED_PULSAR_TOKEN exactly as set (env file quoting)"
+	echo "ok  the daemon got the secrets from the env file verbatim"
+	if grep -lF -e "${CHECK_DEPLOY_TOKEN%% *}" -e "$CHECK_DEPLOY_PASSWORD" "$work"/live*.log; then
+		fail "a secret leaked into the live Ansible output"
+	fi
 
 	step "live: messages through the hardened unit"
 	show=$(in_ct systemctl show -p ActiveState -p SubState -p NRestarts -p User pipelined.service | tr '\n' ' ')
 	echo "$show"
-	grep -q 'ActiveState=active SubState=running' <<<"$show" && grep -q 'NRestarts=0' <<<"$show" || fail "pipelined.service not running cleanly: $show"
+	grep -q 'ActiveState=active SubState=running' <<<"$show" && grep -q 'NRestarts=0' <<<"$show" || { diag; fail "pipelined.service not running cleanly: $show"; }
 	in_ct /usr/local/bin/pipelined produce -url pulsar://127.0.0.1:16650 -count 20000 -rate 0 -devices 1000 -producers 2 >"$work/produce.log" 2>&1 ||
 		{ cat "$work/produce.log"; fail "pipelined produce into the container's Pulsar"; }
 	got=0
@@ -415,7 +445,7 @@ print(int(sum(float(v) for v in re.findall(r"^pipelined_messages_received_total\
 		[ "${got:-0}" -ge 20000 ] && break
 		sleep 0.5
 	done
-	[ "${got:-0}" -ge 20000 ] || fail "pipelined received $got of 20000 messages"
+	[ "${got:-0}" -ge 20000 ] || { diag; fail "pipelined received $got of 20000 messages"; }
 	echo "ok  pipelined_messages_received_total = $got (20000 produced)"
 
 	step "live: graceful stop"
@@ -424,10 +454,7 @@ print(int(sum(float(v) for v in re.findall(r"^pipelined_messages_received_total\
 	took=$((SECONDS - t0))
 	show=$(in_ct systemctl show -p Result -p ExecMainCode -p ExecMainStatus pipelined.service | tr '\n' ' ')
 	echo "$show (took ${took}s)"
-	grep -q 'Result=success' <<<"$show" && grep -q 'ExecMainStatus=0' <<<"$show" || {
-		in_ct journalctl -u pipelined --no-pager -n 20 | cut -c1-300
-		fail "pipelined did not stop cleanly: $show"
-	}
+	grep -q 'Result=success' <<<"$show" && grep -q 'ExecMainStatus=0' <<<"$show" || { diag; fail "pipelined did not stop cleanly: $show"; }
 	in_ct journalctl -u pipelined --no-pager -o cat | grep -qE 'status=31/SYS|code=killed' && fail "a process was killed (seccomp?)" || true
 	echo "ok  stopped with exit 0 in ${took}s"
 	in_ct systemctl poweroff || true
