@@ -447,6 +447,15 @@ print(int(sum(float(v) for v in re.findall(r"^pipelined_messages_received_total\
 	done
 	[ "${got:-0}" -ge 20000 ] || { diag; fail "pipelined received $got of 20000 messages"; }
 	echo "ok  pipelined_messages_received_total = $got (20000 produced)"
+	# The dashboard's process and runtime series must survive the sandbox (ProcSubset=pid etc.).
+	in_ct python3 -c '
+import re, sys, urllib.request
+t = urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=5).read().decode()
+want = ["process_cpu_seconds_total", "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes",
+        "pipelined_backpressure_seconds_total", "pipelined_backlog_lag_seconds", "pipelined_flush_duration_seconds_bucket"]
+miss = [m for m in want if not re.search(r"^" + m + r"[ {]", t, re.M)]
+print("missing from /metrics:", " ".join(miss)) if miss else print("ok  /metrics has", " ".join(want))
+sys.exit(1 if miss else 0)' || fail "/metrics under the hardened unit lacks series the dashboard uses"
 
 	step "live: graceful stop"
 	t0=$SECONDS
