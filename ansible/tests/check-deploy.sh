@@ -231,12 +231,19 @@ play() { # log-file [more ansible-playbook arguments]
 }
 recap() { grep -A1 '^PLAY RECAP' "$1" | tail -1; }
 
-step "apply the pipelined role (first run)"
+# A stand-in Pulsar release for the pulsar role (the real one is not downloaded here).
+mkdir -p "$work/apache-pulsar-4.0.0/bin" "$work/apache-pulsar-4.0.0/conf"
+for b in pulsar pulsar-admin; do printf '#!/bin/sh\necho "stand-in %s $*"\n' "$b" >"$work/apache-pulsar-4.0.0/bin/$b"; done
+chmod 755 "$work/apache-pulsar-4.0.0/bin/"*
+tar -C "$work" -czf "$work/apache-pulsar-4.0.0-bin.tar.gz" apache-pulsar-4.0.0
+export CHECK_DEPLOY_PULSAR_TARBALL=$work/apache-pulsar-4.0.0-bin.tar.gz
+
+step "apply the pipelined, producer and pulsar roles (first run)"
 play "$work/run1.log" || { cat "$work/run1.log"; fail "first run of the role failed"; }
 recap "$work/run1.log"
 grep -qE 'failed=0 ' <(recap "$work/run1.log") || fail "first run: failures"
 
-step "apply the pipelined role (second run: must change nothing)"
+step "apply the roles again (second run: must change nothing)"
 play "$work/run2.log" || { cat "$work/run2.log"; fail "second run of the role failed"; }
 recap "$work/run2.log"
 if ! grep -qE ' changed=0 .*failed=0 ' <(recap "$work/run2.log"); then
@@ -310,17 +317,33 @@ grep -qE '^ExecStart=/usr/local/bin/pipelined produce .*-url pulsar://127.0.0.1:
 	fail "pipelined-producer.service: ExecStart lacks the producer_* flags"
 echo "ok  pipelined-producer.service: ExecStart with the producer_* flags"
 
+[ "$(readlink "$root/opt/pulsar")" = /opt/apache-pulsar-4.0.0 ] || fail "pulsar: /opt/pulsar does not point at the release"
+conf=$root/opt/apache-pulsar-4.0.0/conf # (/opt/pulsar is an absolute link: resolve it in the root)
+for want in "bookkeeper.conf:journalSyncData=false" "bookkeeper.conf:journalDirectories=/srv/nvme1/journal" \
+	"bookkeeper.conf:ledgerDirectories=/srv/nvme2/ledgers" \
+	"bookkeeper.conf:metadataServiceUri=metadata-store:zk:127.0.0.1:2181/ledgers" \
+	"broker.conf:metadataStoreUrl=zk:127.0.0.1:2181" "broker.conf:allowAutoTopicCreation=false" \
+	"broker.conf:clusterName=pipelined" "zookeeper.conf:clientPort=2181" "broker.env:PULSAR_MEM=\"-Xms16g -Xmx16g -XX:MaxDirectMemorySize=32g\""; do
+	grep -Fqx "${want#*:}" "$conf/${want%%:*}" || fail "pulsar: ${want%%:*} lacks ${want#*:}"
+done
+[ "$(cat "$root/var/lib/pulsar/zookeeper/myid")" = 1 ] || fail "pulsar: zookeeper myid is not 1"
+check_stat /srv/nvme1/journal "750 pulsar pulsar"
+check_stat /srv/nvme2/ledgers "750 pulsar pulsar"
+check_stat /opt/pulsar/conf/bookkeeper.conf "640 root pulsar"
+echo "ok  pulsar: broker.conf, bookkeeper.conf (journal and ledgers apart, journalSyncData=false), zookeeper.conf, myid"
+
 step "systemd-analyze verify (unit + drop-in, in the root)"
 # verify loads the unit with its drop-in and checks that ExecStart's binary exists: run it
 # inside the root, where the role installed both.
 mount -t proc proc "$root/proc"
 verify_out=$(chroot "$root" env SYSTEMD_LOG_LEVEL=notice systemd-analyze verify \
-	/etc/systemd/system/pipelined.service /etc/systemd/system/pipelined-producer.service 2>&1) && v_rc=0 || v_rc=$?
+	/etc/systemd/system/pipelined.service /etc/systemd/system/pipelined-producer.service \
+	pulsar@zookeeper.service pulsar@bookie.service pulsar@broker.service 2>&1) && v_rc=0 || v_rc=$?
 umount -l "$root/proc"
 # A minimal root lacks targets and units the host has; only pipelined.service's own lines count.
-own=$(grep -E 'pipelined' <<<"$verify_out" || true)
+own=$(grep -E 'pipelined|pulsar' <<<"$verify_out" || true)
 [ -n "$verify_out" ] && printf '%s\n' "$verify_out"
-[ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service pipelined-producer.service (exit $v_rc)"
+[ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service pipelined-producer.service pulsar@*.service (exit $v_rc)"
 echo "ok  systemd-analyze verify: clean"
 
 # --- live: the role and the unit under a real systemd ------------------------------------------
