@@ -47,9 +47,11 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -q >/dev/null || fail "apt-get update"
 	apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null || fail "apt-get install ${need[*]}"
 fi
-ansible --version | head -1
-ansible-lint --version 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'
-systemd-analyze --version | head -1
+# Whole outputs first: `| head -1` under pipefail would fail on the writer's SIGPIPE.
+for tool in ansible ansible-lint systemd-analyze; do
+	v=$("$tool" --version 2>/dev/null) || fail "$tool --version"
+	printf '%s\n' "${v%%$'\n'*}" | sed 's/\x1b\[[0-9;]*m//g'
+done
 # community.general (chroot connection) must come from Debian's ansible, not Galaxy.
 ansible-doc -t connection community.general.chroot >/dev/null 2>&1 ||
 	fail "community.general.chroot connection plugin not found (Debian's ansible package ships it)"
@@ -408,12 +410,15 @@ except urllib.error.HTTPError as e:
     print("/readyz:", e.code, e.read().decode().strip())
 except Exception as e:
     print("/readyz:", e)' || true
-		in_ct journalctl -u pipelined.service --no-pager -o cat | python3 -c '
+		in_ct journalctl -u pipelined.service --no-pager -o short-precise | python3 -c '
 import json, sys
-lines = [l for l in sys.stdin if "\"level\":\"WARN\"" in l or "\"level\":\"ERROR\"" in l or not l.startswith("{")]
-for l in lines[-8:]:
+lines = [l for l in sys.stdin if "pulsar-client" not in l]
+for l in lines[-14:]:
+    head, _, rest = l.partition(": ")
     try:
-        d = json.loads(l); print(" ", d["level"], d["msg"], d.get("err", ""))
+        d = json.loads(rest)
+        extra = " ".join(f"{k}={v}" for k, v in d.items() if k not in ("time", "level", "msg"))
+        print(" ", head.split()[2], d["level"], d["msg"], extra[:250])
     except ValueError:
         print(" ", l.rstrip()[:300])' || true
 	}
@@ -496,7 +501,7 @@ sys.exit(1 if miss else 0)' || fail "/metrics under the hardened unit lacks seri
 	grep -q 'Result=success' <<<"$show" && grep -q 'ExecMainStatus=0' <<<"$show" || { diag; fail "pipelined did not stop cleanly: $show"; }
 	in_ct journalctl -u pipelined --no-pager -o cat | grep -qE 'status=31/SYS|code=killed' && fail "a process was killed (seccomp?)" || true
 	echo "ok  stopped with exit 0 in ${took}s"
-	in_ct systemctl poweroff || true
+	in_ct systemctl poweroff 2>/dev/null || true
 	for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
 	kill -0 "$nspawn_pid" 2>/dev/null && fail "the container did not power off"
 	nspawn_pid=""
