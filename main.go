@@ -142,13 +142,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	p, err := pipeline.New(cfg, log)
 	if err != nil {
-		log.Error("start", "err", err)
+		log.Error("start", "err", err.Error())
 		return 1
 	}
 	var h *pipeline.HTTP
 	if cfg.HTTP.Listen != "" {
 		if h, err = pipeline.NewHTTP(cfg.HTTP.Listen, p.Metrics(), log); err != nil {
-			log.Error("start", "err", err)
+			log.Error("start", "err", err.Error())
 			return 1
 		}
 		h.Start()
@@ -158,7 +158,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		select {
 		case <-p.Ready():
 			if err := sdnotify.Ready(); err != nil {
-				log.Warn("sd_notify", "err", err)
+				log.Warn("sd_notify", "err", err.Error())
 			}
 		case <-ctx.Done():
 		}
@@ -180,7 +180,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Info("stopped", "component", "http", "took", time.Since(t0))
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
-		log.Error("exit", "err", runErr)
+		log.Error("exit", "err", runErr.Error())
 		return 1
 	}
 	return 0
@@ -192,8 +192,8 @@ func cmdProduce(args []string, stdout, stderr io.Writer) int {
 	cfg := loadgen.ProducerConfig{}
 	fs.StringVar(&cfg.URL, "url", "pulsar://127.0.0.1:6650", "Pulsar service `URL`")
 	fs.StringVar(&cfg.Topic, "topic", "persistent://public/default/iot-sensor-data", "`topic` to produce to")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second over all producers; 0 is as fast as possible")
-	fs.IntVar(&cfg.Count, "count", 0, "messages to send; 0 sends until interrupted")
+	fs.IntVar(&cfg.Rate, "rate", 0, "messages per second over all producers; 0 is as fast as possible")
+	fs.Int64Var(&cfg.Count, "count", 0, "messages to send; 0 sends until interrupted")
 	fs.IntVar(&cfg.Devices, "devices", 100000, "number of devices")
 	fs.IntVar(&cfg.Producers, "producers", 4, "parallel producers")
 	fs.BoolVar(&cfg.Padded, "padded", false, "send the ~300-byte padded record instead of the 41-byte one")

@@ -36,8 +36,8 @@ func newAggColumns(spec agg.Spec, measures []string) *aggColumns {
 		{Name: "device_id", Data: &c.device},
 		{Name: "source_partition", Data: &c.partition},
 		{Name: "count", Data: &c.count},
-		{Name: "first_event", Data: &c.first},
-		{Name: "last_event", Data: &c.last},
+		{Name: "first_event", Data: noInfer{&c.first}},
+		{Name: "last_event", Data: noInfer{&c.last}},
 	}
 	for i, m := range measures {
 		c.input = append(c.input,
@@ -53,6 +53,11 @@ func newAggColumns(spec agg.Spec, measures []string) *aggColumns {
 	return c
 }
 
+// noInfer hides a column's Infer from ch-go: the server names the table's type,
+// SimpleAggregateFunction(min, DateTime64(3, 'UTC')), which ColDateTime64 cannot parse, and
+// converts the DateTime64(3) we send by itself.
+type noInfer struct{ proto.ColInput }
+
 func inputNames(in proto.Input) string {
 	names := make([]string, len(in))
 	for i, col := range in {
@@ -61,10 +66,15 @@ func inputNames(in proto.Input) string {
 	return "(" + strings.Join(names, ", ") + ")"
 }
 
-// fill resets the columns and appends b's rows. It allocates nothing once the columns have
-// grown to the largest block.
-func (c *aggColumns) fill(b *block, _ string) {
+// reset empties the columns, keeping their capacity.
+func (c *aggColumns) reset() {
 	c.input.Reset()
+	c.first.Reset() // behind noInfer, so Input.Reset does not reach them
+	c.last.Reset()
+}
+
+// fill appends b's rows. It allocates nothing once the columns have grown to the largest batch.
+func (c *aggColumns) fill(b *block) {
 	w := b.window
 	start := proto.DateTime(w.Start / 1000)
 	part := uint16(b.partition)
@@ -125,8 +135,9 @@ func newLateColumns(measures []string) *lateColumns {
 	return c
 }
 
+func (c *lateColumns) reset() { c.input.Reset() }
+
 func (c *lateColumns) fill(b *block) {
-	c.input.Reset()
 	l := b.late
 	for i := range l.pos {
 		r := &l.readings[i]

@@ -52,7 +52,7 @@ func (h *HTTP) Addr() string { return h.ln.Addr().String() }
 func (h *HTTP) Start() {
 	go func() {
 		if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("http server", "err", err)
+			h.log.Error("http server", "err", err.Error())
 		}
 	}()
 }

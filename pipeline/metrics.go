@@ -127,5 +127,8 @@ func (m *Metrics) Received() uint64 {
 	return n
 }
 
+// Late returns the number of late messages.
+func (m *Metrics) Late() uint64 { return m.late.Get() }
+
 // RowsWritten returns the number of aggregate rows written to ClickHouse.
 func (m *Metrics) RowsWritten() uint64 { return m.rowsWritten.Get() }

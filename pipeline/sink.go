@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -129,10 +132,16 @@ func (w *Writer) options() (ch.Options, error) {
 
 // dial connects, retrying with backoff until ctx ends.
 func (w *Writer) dial(ctx context.Context) (*ch.Client, error) {
+	return w.dialDB(ctx, w.cfg.Database)
+}
+
+// dialDB connects with db as the session's database ("" for the server's default).
+func (w *Writer) dialDB(ctx context.Context, db string) (*ch.Client, error) {
 	o, err := w.options()
 	if err != nil {
 		return nil, err
 	}
+	o.Database = db
 	var c *ch.Client
 	err = w.retry(ctx, "connect", func() (err error) {
 		c, err = ch.Dial(ctx, o)
@@ -158,7 +167,7 @@ func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
 		}
 		w.m.chErrors.Inc()
 		w.m.chDown.Store(true)
-		w.log.Warn("clickhouse error, retrying", "op", what, "addr", w.cfg.Addr, "attempt", attempt, "backoff", backoff, "err", err)
+		w.log.Warn("clickhouse error, retrying", "op", what, "addr", w.cfg.Addr, "attempt", attempt, "backoff", backoff, "err", err.Error())
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("clickhouse %s: %w (gave up: %w)", what, err, ctx.Err())
@@ -191,22 +200,26 @@ func (w *Writer) DDL() []string {
 		"count SimpleAggregateFunction(sum, UInt64)",
 		"first_event SimpleAggregateFunction(min, DateTime64(3, 'UTC'))",
 		"last_event SimpleAggregateFunction(max, DateTime64(3, 'UTC'))")
-	view = append(view, "window_start", "device_id", "sum(count) AS count",
-		"min(first_event) AS first_event", "max(last_event) AS last_event")
+	// Arguments are qualified (t.) because ClickHouse resolves a bare name to a same-named alias.
+	// Results are cast to plain types: over SimpleAggregateFunction columns some versions
+	// return the SimpleAggregateFunction type itself, which clients need not understand.
+	view = append(view, "window_start", "device_id", "toUInt64(sum(t.count)) AS count",
+		"CAST(min(t.first_event) AS DateTime64(3, 'UTC')) AS first_event",
+		"CAST(max(t.last_event) AS DateTime64(3, 'UTC')) AS last_event")
 	for _, m := range w.measures {
 		cols = append(cols,
 			m+"_min SimpleAggregateFunction(min, Float64)",
 			m+"_max SimpleAggregateFunction(max, Float64)",
 			m+"_sum SimpleAggregateFunction(sum, Float64)")
 		view = append(view,
-			fmt.Sprintf("sum(%[1]s_sum) / sum(count) AS %[1]s_avg", m),
-			fmt.Sprintf("min(%[1]s_min) AS %[1]s_min", m),
-			fmt.Sprintf("max(%[1]s_max) AS %[1]s_max", m),
-			fmt.Sprintf("sum(%[1]s_sum) AS %[1]s_sum", m))
+			fmt.Sprintf("toFloat64(sum(t.%[1]s_sum) / sum(t.count)) AS %[1]s_avg", m),
+			fmt.Sprintf("toFloat64(min(t.%[1]s_min)) AS %[1]s_min", m),
+			fmt.Sprintf("toFloat64(max(t.%[1]s_max)) AS %[1]s_max", m),
+			fmt.Sprintf("toFloat64(sum(t.%[1]s_sum)) AS %[1]s_sum", m))
 	}
 	for _, s := range w.spec.Statuses {
 		cols = append(cols, fmt.Sprintf("%s SimpleAggregateFunction(sum, UInt64)", statusColumn(s)))
-		view = append(view, fmt.Sprintf("sum(%[1]s) AS %[1]s", statusColumn(s)))
+		view = append(view, fmt.Sprintf("toUInt64(sum(t.%[1]s)) AS %[1]s", statusColumn(s)))
 	}
 	cols = append(cols, "flushed_through SimpleAggregateFunction(max, UInt128)")
 
@@ -221,7 +234,7 @@ func (w *Writer) DDL() []string {
 		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s`", w.cfg.Database),
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n) ENGINE = AggregatingMergeTree\nPARTITION BY toYYYYMMDD(window_start)\nORDER BY (source_partition, device_id, window_start)%s\nSETTINGS non_replicated_deduplication_window = 10000",
 			w.table(), strings.Join(cols, ",\n  "), ttl),
-		fmt.Sprintf("CREATE VIEW IF NOT EXISTS `%s`.`%s` AS\nSELECT %s\nFROM %s\nGROUP BY window_start, device_id",
+		fmt.Sprintf("CREATE VIEW IF NOT EXISTS `%s`.`%s` AS\nSELECT %s\nFROM %s AS t\nGROUP BY window_start, device_id",
 			w.cfg.Database, w.cfg.ViewName(), strings.Join(view, ", "), w.table()),
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n) ENGINE = ReplacingMergeTree\nPARTITION BY toYYYYMMDD(window_start)\nORDER BY (source_partition, message_position)%s\nSETTINGS non_replicated_deduplication_window = 10000",
 			w.lateTable(), strings.Join(lateCols, ",\n  "), ttl),
@@ -240,7 +253,7 @@ func (w *Writer) Setup(ctx context.Context) error {
 	if !w.cfg.CreateTables {
 		return nil
 	}
-	c, err := w.dial(ctx)
+	c, err := w.dialDB(ctx, "") // the database may not exist yet; every statement names it
 	if err != nil {
 		return err
 	}
@@ -270,7 +283,7 @@ func (w *Writer) progress(ctx context.Context, c *ch.Client, p int) (Progress, e
 		thru   proto.ColUInt128
 		maxEv  proto.ColInt64
 		since  = time.Now().Add(-w.cfg.Lookback).Unix()
-		query  = fmt.Sprintf("SELECT toInt64(toUnixTimestamp(window_start)) * 1000, max(flushed_through), max(toUnixTimestamp64Milli(last_event)) FROM %s WHERE source_partition = %d AND window_start >= toDateTime(%d) GROUP BY window_start", w.table(), p, since)
+		query  = fmt.Sprintf("SELECT toInt64(toUnixTimestamp(window_start)) * 1000 AS s, toUInt128(max(flushed_through)) AS t, toInt64(max(toUnixTimestamp64Milli(last_event))) AS e FROM %s WHERE source_partition = %d AND window_start >= toDateTime(%d) GROUP BY window_start", w.table(), p, since)
 		result = proto.Results{{Name: "s", Data: &start}, {Name: "t", Data: &thru}, {Name: "e", Data: &maxEv}}
 	)
 	err := c.Do(ctx, ch.Query{Body: query, Result: result.Auto(), OnResult: func(ctx context.Context, _ proto.Block) error {
@@ -293,11 +306,11 @@ func (w *Writer) progress(ctx context.Context, c *ch.Client, p int) (Progress, e
 // Start connects the writers; they run until Close.
 func (w *Writer) Start(ctx context.Context) {
 	ctx, w.stop = context.WithCancel(ctx)
-	for i := range w.cfg.Writers {
+	for range w.cfg.Writers {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			w.run(ctx, i)
+			w.run(ctx)
 		}()
 	}
 }
@@ -322,7 +335,10 @@ func (w *Writer) Submit(ctx context.Context, b *block) error {
 	return nil
 }
 
-func (w *Writer) run(ctx context.Context, id int) {
+// maxBatchRows bounds how many rows one INSERT carries when blocks are waiting.
+const maxBatchRows = 500_000
+
+func (w *Writer) run(ctx context.Context) {
 	cols := newAggColumns(w.spec, w.measures)
 	late := newLateColumns(w.measures)
 	var c *ch.Client
@@ -331,6 +347,7 @@ func (w *Writer) run(ctx context.Context, id int) {
 			c.Close()
 		}
 	}()
+	var batch, lateBatch []*block
 	for {
 		var b *block
 		select {
@@ -338,49 +355,96 @@ func (w *Writer) run(ctx context.Context, id int) {
 		case <-ctx.Done():
 			return
 		}
-		var q ch.Query
-		if b.window != nil {
-			cols.fill(b, w.topic)
-			q = ch.Query{Body: "INSERT INTO " + w.table() + " " + cols.names + " VALUES", Input: cols.input}
-		} else {
-			late.fill(b)
-			q = ch.Query{Body: "INSERT INTO " + w.lateTable() + " " + late.names + " VALUES", Input: late.input}
-		}
-		q.Settings = []ch.Setting{{Key: "insert_deduplication_token", Value: b.token(w.topic), Important: true}}
-		t0 := time.Now()
-		err := w.retry(ctx, "insert", func() error {
-			if c == nil || c.IsClosed() {
-				var err error
-				if c, err = w.dial(ctx); err != nil {
-					return err
-				}
+		// Take whatever else is waiting: one INSERT of many blocks makes one part, not many.
+		batch, lateBatch = batch[:0], lateBatch[:0]
+		rows := 0
+		for {
+			if b.window != nil {
+				batch = append(batch, b)
+			} else {
+				lateBatch = append(lateBatch, b)
 			}
-			if err := c.Do(ctx, q); err != nil {
-				c.Close() // the connection state is unknown after a failed insert
-				c = nil
-				return fmt.Errorf("insert %d rows of partition %d window %d: %w", b.rows(), b.partition, windowStart(b), err)
+			rows += b.rows()
+			if rows >= maxBatchRows {
+				break
 			}
-			return nil
-		})
-		if err != nil {
-			w.log.Error("block not written", "partition", b.partition, "err", err)
-			w.budget.release(b.rows())
-			return // shutting down: the block stays unacknowledged and will be replayed
+			select {
+			case b = <-w.in:
+				continue
+			default:
+			}
+			break
 		}
-		w.m.flushDuration.UpdateDuration(t0)
+		if len(batch) > 0 {
+			cols.reset()
+			for _, b := range batch {
+				cols.fill(b)
+			}
+			q := ch.Query{Body: "INSERT INTO " + w.table() + " " + cols.names + " VALUES", Input: cols.input}
+			if !w.insert(ctx, &c, q, batch) {
+				return
+			}
+		}
+		if len(lateBatch) > 0 {
+			late.reset()
+			for _, b := range lateBatch {
+				late.fill(b)
+			}
+			q := ch.Query{Body: "INSERT INTO " + w.lateTable() + " " + late.names + " VALUES", Input: late.input}
+			if !w.insert(ctx, &c, q, lateBatch) {
+				return
+			}
+		}
+	}
+}
+
+// insert writes blocks (already in q's columns) in one INSERT, retrying until it succeeds or
+// ctx ends, and marks them done. The deduplication token is derived from the blocks' own, so a
+// retry of an INSERT that did land is dropped by ClickHouse.
+func (w *Writer) insert(ctx context.Context, c **ch.Client, q ch.Query, blocks []*block) bool {
+	rows := 0
+	h := sha256.New()
+	for _, b := range blocks {
+		rows += b.rows()
+		io.WriteString(h, b.token(w.topic))
+		h.Write([]byte{0})
+	}
+	q.Settings = []ch.Setting{{Key: "insert_deduplication_token", Value: "pipelined-" + hex.EncodeToString(h.Sum(nil)), Important: true}}
+	t0 := time.Now()
+	err := w.retry(ctx, "insert", func() error {
+		if *c == nil || (*c).IsClosed() {
+			var err error
+			if *c, err = w.dial(ctx); err != nil {
+				return err
+			}
+		}
+		if err := (*c).Do(ctx, q); err != nil {
+			(*c).Close() // the connection state is unknown after a failed insert
+			*c = nil
+			return fmt.Errorf("insert %d rows in %d blocks (first: partition %d window %d): %w", rows, len(blocks), blocks[0].partition, windowStart(blocks[0]), err)
+		}
+		return nil
+	})
+	if err != nil {
+		w.log.Error("blocks not written; they stay unacknowledged and will be replayed", "blocks", len(blocks), "rows", rows, "err", err.Error())
+		w.budget.release(rows)
+		return false
+	}
+	w.m.flushDuration.UpdateDuration(t0)
+	for _, b := range blocks {
 		if !b.closedAt.IsZero() {
 			w.m.closeToVisible.UpdateDuration(b.closedAt)
 		}
-		w.m.blocksWritten.Inc()
 		if b.window != nil {
 			w.m.rowsWritten.Add(b.rows())
 		} else {
 			w.m.lateWritten.Add(b.rows())
 		}
-		w.budget.release(b.rows())
 		b.done.Store(true)
-		_ = id
 	}
+	w.m.blocksWritten.Add(len(blocks))
+	w.budget.release(rows)
+	return true
 }
 
 func windowStart(b *block) int64 {

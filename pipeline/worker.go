@@ -433,7 +433,7 @@ func (wk *worker) ack() {
 		return
 	}
 	if err := wk.src.consumer.AckIDCumulative(t.id); err != nil {
-		wk.log.Warn("acknowledge failed; will retry", "position", t.pos.String(), "err", err)
+		wk.log.Warn("acknowledge failed; will retry", "position", t.pos.String(), "err", err.Error())
 		return
 	}
 	wk.pm.acked.Add(int(t.seq - wk.acked.seq))

@@ -1,0 +1,64 @@
+# pipelined: make demo | test | bench | check | build
+# Large downloads (libchdb.so for the local ClickHouse) go to $(CACHE), outside git.
+
+GO      ?= go
+CACHE   ?= $(or $(PIPELINED_CACHE),$(HOME)/.cache/pipelined)
+export PIPELINED_CACHE := $(CACHE)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build demo test test-short bench check check-deploy chdb pulsar-local clickhouse-local fuzz clean
+
+all: build
+
+## build: the pipelined binary
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o pipelined .
+
+## chdb: fetch libchdb.so (the ClickHouse engine behind the local ClickHouse) into the cache, once
+chdb:
+	@command -v npm >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }; } || \
+		{ echo "make chdb: npm is needed: apt-get install npm" >&2; exit 1; }
+	@sh internal/chlocal/fetch-chdb.sh >/dev/null
+
+## demo: local Pulsar + producer + pipelined + local ClickHouse, end to end, with a readable result
+demo: chdb build
+	$(GO) run ./internal/cmd/demo -pipelined ./pipelined
+
+## test: every test (unit, fuzz seeds, end-to-end through real TCP), then each benchmark once
+test: chdb
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+
+## bench: the backlog benchmark and hot-path benchmarks; results in bench/RESULTS.md
+bench: chdb build
+	$(GO) run ./bench -pipelined ./pipelined
+
+## check: formatting, vet and lint
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+## check-deploy: ansible-lint, syntax check, the pipelined role applied to a throwaway Debian root, systemd-analyze
+check-deploy: build
+	bash ansible/tests/check-deploy.sh
+
+## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./internal/avrodec -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
+
+## pulsar-local: the local Pulsar broker on 127.0.0.1:6650 (PULSAR_LISTEN=host:port), until Ctrl-C
+pulsar-local:
+	$(GO) run ./internal/cmd/pulsar-local
+
+## clickhouse-local: the local ClickHouse on 127.0.0.1:9000 (CLICKHOUSE_LISTEN, CLICKHOUSE_DATA), until Ctrl-C
+clickhouse-local: chdb
+	$(GO) run ./internal/cmd/clickhouse-local
+
+clean:
+	rm -f pipelined
