@@ -1,7 +1,7 @@
 package pulsarlocal
 
 import (
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // maxProtocolVersion is the newest protocol version this broker speaks; a

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // handlePartitionedMetadata answers the partition count of a topic. An

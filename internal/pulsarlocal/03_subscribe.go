@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // handleSubscribe attaches a consumer to a subscription, creating the topic

@@ -1,7 +1,7 @@
 package pulsarlocal
 
 import (
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // handleAck applies individual or cumulative acknowledgements, with batch

@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // schemaEntry holds the schema versions of one (base) topic; version i is

@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // TestAppendSingleMessage checks the hand-encoded SingleMessageMetadata

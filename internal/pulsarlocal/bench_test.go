@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // buildBacklog appends total messages of ~100 bytes in batches of perBatch

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // Wire format of every frame (big endian):

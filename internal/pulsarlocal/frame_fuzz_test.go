@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // FuzzReadFrame feeds arbitrary bytes to the frame decoder, seeded with

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/pipelined/pipelined/internal/pulsarlocal/pb"
+	pb "github.com/pipelined/pipelined/internal/pulsarpb"
 )
 
 // entry is one stored ledger entry: the headers-and-payload part of a SEND
