@@ -172,7 +172,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	// Stop in reverse order of start, timing each.
 	t0 := time.Now()
-	p.Close()
+	if err := p.Close(); err != nil {
+		log.Warn("stop", "component", "pipeline", "err", err.Error())
+	}
 	log.Info("stopped", "component", "pipeline", "took", time.Since(t0))
 	if h != nil {
 		t0 = time.Now()

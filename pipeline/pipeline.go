@@ -180,18 +180,32 @@ func partitionIndex(topic string, i int) int {
 	return i
 }
 
-// Close releases the Pulsar client and consumers. Safe to call twice.
+// closeTimeout bounds Close: a broker that does not answer CLOSE_CONSUMER must not hold the
+// process past its stop timeout. Everything written is acknowledged before Close.
+const closeTimeout = 10 * time.Second
+
+// Close releases the Pulsar consumers (in parallel, bounded by closeTimeout), the writer and the
+// client. Safe to call twice.
 func (p *Pipeline) Close() error {
+	var err error
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
-		for _, c := range p.consumers {
-			c.Close()
-		}
+		consumers := p.consumers
 		p.mu.Unlock()
-		p.writer.Close()
-		p.client.Close()
+		var wg sync.WaitGroup
+		for _, c := range consumers {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Close() }()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); p.writer.Close(); p.client.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+			err = fmt.Errorf("pulsar consumers not closed within %s; exiting anyway (everything written was acknowledged)", closeTimeout)
+		}
 	})
-	return nil
+	return err
 }
 
 // progressReader reads partitions' progress over one shared connection (reads are rare: on
