@@ -66,6 +66,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// parseExit is the exit code for a flag parse error: 0 for -h/--help, 2 for a usage error.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 func getVersion() string {
 	if version != "" {
 		return version
@@ -90,7 +98,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if _, err := pipeline.LoadConfig(*path); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
@@ -126,7 +134,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	cfg, err := pipeline.LoadConfig(*path)
 	if err != nil {
@@ -204,7 +212,7 @@ func cmdProduce(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
