@@ -1,0 +1,288 @@
+// Command bench is pipelined's backlog benchmark (`make bench`): it loads the local Pulsar with
+// a backlog in the reference's shape (64 partitions, 100,000 devices, keyed by device, batches
+// as the Go producer makes them), cached on disk so loading is not the measurement, then drains
+// it alternately with the bare pulsar-client-go consumer (the client library's ceiling) and with
+// pipelined (the real binary) into the local ClickHouse, and writes a table into
+// bench/RESULTS.md between its markers.
+//
+//	go run ./bench -pipelined ./pipelined
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pipelined/pipelined/internal/chlocal"
+	"github.com/pipelined/pipelined/internal/pulsarlocal"
+)
+
+const topicName = "persistent://public/default/iot-sensor-data"
+
+func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-bare" {
+		if err := runBare(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench -bare:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	code := 0
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		code = 1
+	}
+	os.Exit(code) // chDB's engine is not shut down by exit handlers (see chlocal)
+}
+
+type options struct {
+	pipelined  string
+	messages   int64
+	padded     int64
+	rounds     int
+	devices    int
+	partitions int
+	rate       int64
+	results    string
+	queue      int
+	channel    int
+	conns      int
+	env        string
+	only       string
+	timeout    time.Duration
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.pipelined, "pipelined", "", "the pipelined binary (required)")
+	flag.Int64Var(&o.messages, "n", 20_000_000, "messages in the 41-byte backlog")
+	flag.Int64Var(&o.padded, "padded-n", 5_000_000, "messages in the ~300-byte backlog; 0 skips it")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each drains the backlog with both clients")
+	flag.IntVar(&o.devices, "devices", 100_000, "devices")
+	flag.IntVar(&o.partitions, "partitions", 64, "topic partitions")
+	flag.Int64Var(&o.rate, "rate", 1_000_000, "messages per second of event time when the backlog was produced (4 producers)")
+	flag.StringVar(&o.results, "results", "bench/RESULTS.md", "file whose table (between the bench markers) is rewritten; empty prints only")
+	flag.IntVar(&o.queue, "receiver-queue", 10000, "receiver queue per partition consumer (both clients)")
+	flag.IntVar(&o.channel, "message-channel", 10000, "message channel per partition consumer (both clients)")
+	flag.IntVar(&o.conns, "connections", 1, "MaxConnectionsPerBroker (both clients)")
+	flag.StringVar(&o.env, "env", "", "extra environment for both clients, space separated (e.g. GOGC=200)")
+	flag.StringVar(&o.only, "only", "", "bare or pipelined: drain with one client only")
+	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
+	flag.Parse()
+	if o.pipelined == "" && o.only != "bare" {
+		return fmt.Errorf("-pipelined is required")
+	}
+	if o.pipelined != "" {
+		p, err := filepath.Abs(o.pipelined)
+		if err != nil {
+			return err
+		}
+		o.pipelined = p
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	started := time.Now()
+	load0 := loadavg()
+
+	cache := os.Getenv("PIPELINED_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return err
+		}
+		cache = filepath.Join(home, ".cache", "pipelined")
+	}
+	chs, err := chlocal.New(chlocal.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return fmt.Errorf("local ClickHouse: %w", err)
+	}
+	if err := chs.Start(); err != nil {
+		return err
+	}
+	defer chs.Close()
+
+	var results []drainResult
+	sizes := []struct {
+		record string
+		n      int64
+		padded bool
+	}{{"41 B", o.messages, false}, {"~300 B", o.padded, true}}
+	for _, sz := range sizes {
+		if sz.n <= 0 {
+			continue
+		}
+		rs, err := drainSize(ctx, o, cache, sz.record, sz.n, sz.padded, chs.Addr(), logf)
+		results = append(results, rs...)
+		if err != nil {
+			writeResults(o, results, started, load0, logf)
+			return err
+		}
+	}
+	return writeResults(o, results, started, load0, logf)
+}
+
+// drainSize loads one backlog into a fresh broker and drains it o.rounds times with each client.
+func drainSize(ctx context.Context, o options, cache, record string, n int64, padded bool, chAddr string, logf func(string, ...any)) ([]drainResult, error) {
+	b, err := pulsarlocal.New(pulsarlocal.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		return nil, err
+	}
+	b.Start()
+	defer b.Close()
+	base := time.Date(2026, 1, 1, 0, 0, 30, 0, time.UTC).UnixMilli() // windows close mid-drain
+	shape := backlogShape{Messages: n, Partitions: o.partitions, Devices: o.devices, Padded: padded, Producers: 4, Rate: o.rate, BaseMs: base}
+	info, err := loadBacklog(b, topicName, filepath.Join(cache, "bench"), shape, logf)
+	if err != nil {
+		return nil, err
+	}
+	schema := ""
+	if padded {
+		wd, _ := os.Getwd()
+		schema = filepath.Join(wd, "internal", "schemas", "SensorDataPadded.avsc")
+	}
+	bc := bareConfig{URL: b.URL(), Topic: topicName, Queue: o.queue, Channel: o.channel, Connections: o.conns, AckInterval: 100 * time.Millisecond}
+	var env []string
+	if o.env != "" {
+		env = strings.Fields(o.env)
+	}
+	var out []drainResult
+	for r := 1; r <= o.rounds; r++ {
+		for _, client := range []string{"bare", "pipelined"} {
+			if o.only != "" && o.only != client {
+				continue
+			}
+			d := &drainSpec{broker: b, topic: topicName, partitions: o.partitions, messages: n, bytes: info.PayloadBytes,
+				record: record, round: r, sub: fmt.Sprintf("%s_%d_%d_%d", client, r, n, time.Now().Unix()), timeout: o.timeout, logf: logf}
+			bc.Subscription = d.sub
+			var res drainResult
+			var err error
+			t0 := time.Now()
+			if client == "bare" {
+				res, err = runBareDrain(ctx, d, bc, env)
+			} else {
+				res, err = runPipelinedDrain(ctx, d, o.pipelined, chAddr, schema, bc, env)
+			}
+			if err != nil {
+				return out, fmt.Errorf("%s round %d (%s): %w", client, r, record, err)
+			}
+			logf("%s %s round %d: %d msgs drained in %.2fs (received in %.2fs), %.0f msg/s, CPU %.1fs, RSS %d MiB, GC %.1f%%, %.2f allocs/msg (total %s)",
+				record, client, r, n, res.Drain.Seconds(), res.Receive.Seconds(), float64(n)/res.Drain.Seconds(), res.CPU, res.RSS>>20, 100*res.GCShare, res.Allocs, time.Since(t0).Round(time.Millisecond))
+			out = append(out, res)
+		}
+	}
+	return out, nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func goVersion() string {
+	out, err := exec.Command("go", "version").Output()
+	if err != nil {
+		return runtime.Version()
+	}
+	return strings.TrimSpace(string(out))
+}
+
+const (
+	beginMarker = "<!-- bench:begin -->"
+	endMarker   = "<!-- bench:end -->"
+)
+
+// table renders the results as Markdown.
+func table(o options, rs []drainResult, started time.Time, load0 string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Run %s UTC, %s on %d CPUs (%s), load average %s at start, %s at end; took %s.\n\n",
+		started.UTC().Format("2006-01-02 15:04"), goVersion(), runtime.NumCPU(), cpuModel(), load0, loadavg(), time.Since(started).Round(time.Second))
+	fmt.Fprintf(&sb, "Command: `go run ./bench -pipelined ./pipelined -n %d -padded-n %d -rounds %d -receiver-queue %d -message-channel %d -connections %d", o.messages, o.padded, o.rounds, o.queue, o.channel, o.conns)
+	if o.env != "" {
+		fmt.Fprintf(&sb, " -env '%s'", o.env)
+	}
+	sb.WriteString("`\n\n")
+	sb.WriteString("| record | client | round | messages | drain s | msg/s | msg/s per CPU-s | MB/s | allocs/msg | peak RSS MiB | GC share | close→visible p99 | pipelined / bare |\n")
+	sb.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	bare := map[string]float64{}
+	for _, r := range rs {
+		rate := float64(r.Messages) / r.Drain.Seconds()
+		ratio := "-"
+		key := fmt.Sprintf("%s/%d", r.Record, r.Round)
+		if r.Client == "bare" {
+			bare[key] = rate
+		} else if b := bare[key]; b > 0 {
+			ratio = fmt.Sprintf("%.2f", rate/b)
+		}
+		p99 := "-"
+		if !math.IsNaN(r.P99) {
+			p99 = fmt.Sprintf("≤ %gs", r.P99)
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %d | %d | %.2f | %.0f | %.0f | %.1f | %.2f | %d | %.1f%% | %s | %s |\n",
+			r.Record, r.Client, r.Round, r.Messages, r.Drain.Seconds(), rate, float64(r.Messages)/r.CPU,
+			float64(r.Bytes)/r.Drain.Seconds()/1e6, r.Allocs, r.RSS>>20, 100*r.GCShare, p99, ratio)
+	}
+	sb.WriteString("\nDrain: first subscribe to the last partition's backlog at zero (broker-side). pipelined acknowledges only what is in ClickHouse; its last window is written by `idle_flush: 1s`, so its drain includes up to about 1.1 s of idle wait. MB/s counts Avro payload bytes. CPU, peak RSS (VmHWM) are the client process's only (the broker and ClickHouse run in the harness process). Allocations per message are the process's total heap allocations divided by the messages.\n")
+	for _, r := range rs {
+		if r.Client == "pipelined" {
+			fmt.Fprintf(&sb, "- %s pipelined round %d: all received after %.2fs, %0.f rows written, %0.f late.\n", r.Record, r.Round, r.Receive.Seconds(), r.Rows, r.Late)
+		}
+	}
+	return sb.String()
+}
+
+func writeResults(o options, rs []drainResult, started time.Time, load0 string, logf func(string, ...any)) error {
+	t := table(o, rs, started, load0)
+	fmt.Println(t)
+	if o.results == "" {
+		return nil
+	}
+	old, err := os.ReadFile(o.results)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	if i < 0 || j < i {
+		s = s + "\n" + beginMarker + "\n" + endMarker + "\n"
+		i, j = strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	}
+	s = s[:i+len(beginMarker)] + "\n" + t + s[j:]
+	if err := os.WriteFile(o.results, []byte(s), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s", o.results)
+	return nil
+}

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pipelined/pipelined/internal/pulsarlocal"
+)
+
+// drainResult is one drain of the backlog by one client.
+type drainResult struct {
+	Record   string // "41 B" or "300 B"
+	Client   string // "bare" or "pipelined"
+	Round    int
+	Messages int64
+	Bytes    int64         // Avro payload bytes
+	Drain    time.Duration // first subscribe -> last acknowledgement
+	Receive  time.Duration // first subscribe -> every message received
+	CPU      float64       // child's user+system CPU seconds over the drain
+	RSS      int64         // child's peak RSS (VmHWM), bytes
+	GCShare  float64       // GC CPU / process CPU
+	Allocs   float64       // heap allocations per message (process total / messages)
+	P99      float64       // pipelined: window close -> rows visible p99, seconds; NaN for bare
+	Rows     float64       // pipelined: rows written
+	Late     float64       // pipelined: late messages
+}
+
+// drainSpec says how to run one drain.
+type drainSpec struct {
+	broker     *pulsarlocal.Broker
+	topic      string
+	partitions int
+	messages   int64
+	bytes      int64
+	record     string
+	round      int
+	sub        string
+	timeout    time.Duration
+	logf       func(string, ...any)
+}
+
+// procStat returns a process's user+system CPU seconds from /proc/<pid>/stat.
+func procStat(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no ')' in %q", pid, s)
+	}
+	f := strings.Fields(s[i+1:])
+	// Fields after the name: state is f[0]; utime and stime are fields 14 and 15 of the file.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// procHWM returns a process's peak RSS in bytes from /proc/<pid>/status.
+func procHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+}
+
+// waitSubscribed returns when partition 0 has the subscription (the first subscribe).
+func (d *drainSpec) waitSubscribed(ctx context.Context, exited <-chan error) (time.Time, error) {
+	t := d.topic + "-partition-0"
+	for {
+		if _, err := d.broker.Subscription(t, -1, d.sub); err == nil {
+			return time.Now(), nil
+		}
+		select {
+		case err := <-exited:
+			return time.Time{}, fmt.Errorf("client exited before subscribing: %v", err)
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("no subscription %q: %w", d.sub, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// waitAcked returns when every partition's backlog is zero. Acknowledgements only move
+// forward, so it checks one partition at a time (a backlog count scans the unacknowledged
+// entries, which is costly for a full partition).
+func (d *drainSpec) waitAcked(ctx context.Context, exited <-chan error) (time.Time, error) {
+	for p := 0; p < d.partitions; {
+		st, err := d.broker.Subscription(fmt.Sprintf("%s-partition-%d", d.topic, p), -1, d.sub)
+		if err == nil && st.Backlog == 0 {
+			p++
+			continue
+		}
+		select {
+		case err := <-exited:
+			return time.Time{}, fmt.Errorf("client exited with partition %d not acknowledged (%+v): %v", p, st, err)
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("partition %d not acknowledged (%+v): %w", p, st, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return time.Now(), nil
+}
+
+// child is a running client process.
+type child struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+func startChild(cmd *exec.Cmd) (*child, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, exited: make(chan error, 1)}
+	go func() { c.exited <- cmd.Wait() }()
+	return c, nil
+}
+
+// stop sends SIGTERM and waits up to a minute, then kills.
+func (c *child) stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.exited:
+		return err
+	case <-time.After(time.Minute):
+		_ = c.cmd.Process.Kill()
+		return fmt.Errorf("pid %d: no exit a minute after SIGTERM; killed", c.cmd.Process.Pid)
+	}
+}
+
+// runBareDrain drains the backlog with the bare client in a child process (this program with
+// -bare).
+func runBareDrain(ctx context.Context, d *drainSpec, bc bareConfig, env []string) (drainResult, error) {
+	res := drainResult{Record: d.record, Client: "bare", Round: d.round, Messages: d.messages, Bytes: d.bytes, P99: math.NaN()}
+	self, err := os.Executable()
+	if err != nil {
+		return res, err
+	}
+	cj, _ := json.Marshal(bc)
+	cmd := exec.CommandContext(ctx, self, "-bare", string(cj))
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, err
+	}
+	c, err := startChild(cmd)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = c.cmd.Process.Kill() }()
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	t0, err := d.waitSubscribed(ctx, c.exited)
+	if err != nil {
+		return res, err
+	}
+	cpu0, _ := procStat(c.cmd.Process.Pid)
+	// Every message received (the child's progress lines), then every one acknowledged.
+	for recv := int64(0); recv < d.messages; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return res, errors.New("bare client closed its output")
+			}
+			if n, ok := strings.CutPrefix(l, "recv "); ok {
+				recv, _ = strconv.ParseInt(n, 10, 64)
+			}
+		case <-ctx.Done():
+			return res, fmt.Errorf("bare client: %d of %d messages received: %w", recv, d.messages, ctx.Err())
+		}
+	}
+	res.Receive = time.Since(t0)
+	t1, err := d.waitAcked(ctx, c.exited)
+	if err != nil {
+		return res, err
+	}
+	res.Drain = t1.Sub(t0)
+	cpu1, _ := procStat(c.cmd.Process.Pid)
+	res.CPU = cpu1 - cpu0
+	res.RSS, _ = procHWM(c.cmd.Process.Pid)
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	var br bareResult
+	for l := range lines {
+		if j, ok := strings.CutPrefix(l, "result "); ok {
+			if err := json.Unmarshal([]byte(j), &br); err != nil {
+				return res, fmt.Errorf("bare result %q: %w", j, err)
+			}
+		}
+	}
+	if err := c.stop(); err != nil {
+		return res, fmt.Errorf("bare client: %w", err)
+	}
+	res.Allocs = float64(br.Mallocs) / float64(d.messages)
+	res.GCShare = br.GCSeconds / cpu1
+	return res, nil
+}
+
+// pipelinedConfig is the generated configuration for one drain.
+func pipelinedConfig(d *drainSpec, url, chAddr, db, listen, schemaFile string, bc bareConfig) string {
+	return fmt.Sprintf(`pulsar:
+  url: %s
+  topic: %s
+  subscription: %s
+  receiver_queue_size: %d
+  message_channel_size: %d
+  connections_per_broker: %d
+  ack_interval: %s
+  dead_letter_topic: "-"
+schema:
+  file: %q
+window:
+  idle_flush: 1s
+clickhouse:
+  addr: %s
+  database: %s
+  ttl: 0s
+http:
+  listen: %s
+log:
+  level: warn
+  format: text
+shutdown_timeout: 60s
+`, url, d.topic, d.sub, bc.Queue, bc.Channel, bc.Connections, bc.AckInterval, schemaFile, chAddr, db, listen)
+}
+
+// runPipelinedDrain drains the backlog with pipelined (the real binary) into ClickHouse.
+func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFile string, bc bareConfig, env []string) (drainResult, error) {
+	res := drainResult{Record: d.record, Client: "pipelined", Round: d.round, Messages: d.messages, Bytes: d.bytes}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	dir, err := os.MkdirTemp("", "pipelined-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := pipelinedConfig(d, bc.URL, chAddr, "bench_"+d.sub, listen, schemaFile, bc)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return res, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "run", "-c", cfgPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), env...)
+	c, err := startChild(cmd)
+	if err != nil {
+		return res, fmt.Errorf("start %s: %w", bin, err)
+	}
+	defer func() { _ = c.cmd.Process.Kill() }()
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	t0, err := d.waitSubscribed(ctx, c.exited)
+	if err != nil {
+		return res, err
+	}
+	cpu0, _ := procStat(c.cmd.Process.Pid)
+	mURL := "http://" + listen + "/metrics"
+	for {
+		m, err := scrape(mURL)
+		if err == nil && m.sum("pipelined_messages_received_total") >= float64(d.messages) {
+			break
+		}
+		select {
+		case err := <-c.exited:
+			return res, fmt.Errorf("pipelined exited: %v", err)
+		case <-ctx.Done():
+			return res, fmt.Errorf("pipelined: not every message received: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	res.Receive = time.Since(t0)
+	t1, err := d.waitAcked(ctx, c.exited)
+	if err != nil {
+		return res, err
+	}
+	res.Drain = t1.Sub(t0)
+	cpu1, _ := procStat(c.cmd.Process.Pid)
+	res.CPU = cpu1 - cpu0
+	res.RSS, _ = procHWM(c.cmd.Process.Pid)
+	m, err := scrape(mURL)
+	if err != nil {
+		return res, fmt.Errorf("scrape %s: %w", mURL, err)
+	}
+	res.Allocs = m.sum("go_memstats_mallocs_total") / float64(d.messages)
+	res.GCShare = m.sum("go_gc_cpu_seconds_total") / m.sum("process_cpu_seconds_total")
+	res.P99 = m.quantile("pipelined_close_to_visible_seconds", 0.99)
+	res.Rows = m.sum("pipelined_rows_written_total")
+	res.Late = m.sum("pipelined_late_messages_total")
+	if err := c.stop(); err != nil {
+		return res, fmt.Errorf("pipelined stop: %w", err)
+	}
+	return res, nil
+}
+
+// promText is a scraped Prometheus text exposition: series -> value.
+type promText map[string]float64
+
+func scrape(url string) (promText, error) {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	m := promText{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	for sc.Scan() {
+		l := sc.Text()
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[l[:i]] = v
+	}
+	return m, sc.Err()
+}
+
+// sum adds every series of the metric name (all label sets).
+func (m promText) sum(name string) float64 {
+	var s float64
+	for k, v := range m {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			s += v
+		}
+	}
+	return s
+}
+
+// quantile estimates quantile q of a Prometheus histogram as the upper bound of the bucket
+// it falls in (NaN when empty).
+func (m promText) quantile(name string, q float64) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	for k, v := range m {
+		rest, ok := strings.CutPrefix(k, name+"_bucket{")
+		if !ok {
+			continue
+		}
+		i := strings.Index(rest, `le="`)
+		if i < 0 {
+			continue
+		}
+		le := rest[i+4:]
+		le = le[:strings.IndexByte(le, '"')]
+		f, err := strconv.ParseFloat(le, 64)
+		if le == "+Inf" {
+			f, err = math.Inf(1), nil
+		}
+		if err == nil {
+			bs = append(bs, bucket{f, v})
+		}
+	}
+	if len(bs) == 0 {
+		return math.NaN()
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	total := bs[len(bs)-1].n
+	if total == 0 {
+		return math.NaN()
+	}
+	for _, b := range bs {
+		if b.n >= q*total {
+			return b.le
+		}
+	}
+	return math.Inf(1)
+}
