@@ -144,7 +144,7 @@ func TestDeterministic(t *testing.T) {
 	if c := run(Config{Seed: 6, Padded: true}); bytes.Equal(a, c) {
 		t.Error("different seeds gave the same messages")
 	}
-	if PaddingFor(17) != PaddingFor(17) || PaddingFor(17) == PaddingFor(18) {
+	if p17 := PaddingFor(17); p17 != PaddingFor(17) || p17 == PaddingFor(18) {
 		t.Error("padding is not a function of the device id alone")
 	}
 }

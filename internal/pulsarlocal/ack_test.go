@@ -28,7 +28,7 @@ func produceSeq(t *testing.T, client pulsar.Client, topic string, n int, batchin
 				}
 			})
 	}
-	if err := prod.Flush(); err != nil {
+	if err := prod.FlushWithCtx(context.Background()); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
 }

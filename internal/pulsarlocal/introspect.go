@@ -3,19 +3,7 @@ package pulsarlocal
 import (
 	"fmt"
 	"math/bits"
-
-	"google.golang.org/protobuf/proto"
 )
-
-func protoSize(m proto.Message) int { return proto.Size(m) }
-
-func marshalAppend(dst []byte, m proto.Message) []byte {
-	dst, err := proto.MarshalOptions{}.MarshalAppend(dst, m)
-	if err != nil {
-		panic(fmt.Sprintf("marshal %T: %v", m, err)) // our own messages always marshal
-	}
-	return dst
-}
 
 // MessageCount returns the number of messages stored in a partition of topic,
 // or with partition -1 in all its partitions (or the non-partitioned topic).

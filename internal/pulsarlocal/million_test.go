@@ -106,7 +106,7 @@ func TestMillionKeyed(t *testing.T) {
 				}
 			})
 	}
-	if err := prod.Flush(); err != nil {
+	if err := prod.FlushWithCtx(context.Background()); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
 	sent := time.Since(start)

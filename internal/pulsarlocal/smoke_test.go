@@ -51,7 +51,7 @@ func TestProduceConsume(t *testing.T) {
 					}
 				})
 			}
-			if err := prod.Flush(); err != nil {
+			if err := prod.FlushWithCtx(context.Background()); err != nil {
 				t.Fatalf("flush: %v", err)
 			}
 			seen := make(map[string]bool)
