@@ -1,0 +1,95 @@
+package pipeline
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/pipelined/pipelined/agg"
+	"github.com/pipelined/pipelined/internal/loadgen"
+)
+
+const hotPathStartMs = 1_767_225_600_000 // 2026-01-01T00:00:00Z
+
+// BenchmarkHotPath is one message through decode and aggregate, as worker.handle does it:
+// avrodec Decoder.Decode, then agg.Stream.Add with 100,000 devices in 1-minute windows, and
+// every closed window popped and released (the write itself is BenchmarkEncodeRows). Event
+// time comes from the message: each message carries its own time field, advancing at 300,000
+// messages per minute.
+func BenchmarkHotPath(b *testing.B) {
+	const devices = 100_000
+	const perMinute = 3 * devices
+	cfg := DefaultConfig()
+	dec, err := cfg.Decoder("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// 2^20 messages (3.5 minutes of event time): more than the devices, so the table
+	// accesses are as random as a live stream's.
+	const n = 1 << 20
+	g := loadgen.New(loadgen.Config{Devices: devices, Seed: 7})
+	rng := rand.New(rand.NewPCG(1, 2))
+	span := int64(n) * 60_000 / perMinute
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		t := hotPathStartMs + int64(i)*60_000/perMinute - rng.Int64N(3_000)
+		_, payloads[i] = g.Next(t, nil)
+	}
+	// Each pass over the payloads decodes the same times; the decoded time is shifted by the
+	// span of the passes before, so time keeps advancing.
+	s := agg.NewStream(cfg.StreamConfig())
+	var r agg.Reading
+	var shift int64
+	i := 0
+	step := func() {
+		if err := dec.Decode(payloads[i], &r); err != nil {
+			b.Fatal(err)
+		}
+		r.TimeMs += shift
+		s.Add(&r, r.TimeMs)
+		for w := s.PopClosed(); w != nil; w = s.PopClosed() {
+			s.Release(w)
+		}
+		i++
+		if i == n {
+			i, shift = 0, shift+span
+		}
+	}
+	for range 4 * perMinute { // warm up: windows grown, closed and reused
+		step()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		step()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(s.Keys()), "open-device-windows")
+}
+
+// BenchmarkEncodeRows is one aggregate row into the ClickHouse columns: aggColumns.fill of a
+// window of 1,000 devices, the columns reset and reused between blocks; an op is one row.
+func BenchmarkEncodeRows(b *testing.B) {
+	const rows = 1000
+	cfg := DefaultConfig()
+	w := agg.NewWindow(cfg.Spec(), rows)
+	w.Reset(hotPathStartMs, 60_000)
+	rng := rand.New(rand.NewPCG(5, 6))
+	var r agg.Reading
+	for d := range 10 * rows {
+		r.Key, r.TimeMs, r.Status = int64(d%rows), hotPathStartMs+rng.Int64N(60_000), 1+rng.Int32N(4)
+		for m := range 4 {
+			r.Values[m] = rng.Float64() * 100
+		}
+		w.Add(&r)
+	}
+	c := newAggColumns(cfg.Spec(), cfg.Schema.Measures)
+	blk := &block{partition: 3, window: w}
+	c.reset()
+	c.fill(blk) // grow the columns once
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += rows {
+		c.reset()
+		c.fill(blk)
+	}
+}
