@@ -124,7 +124,12 @@ func dialService(ctx context.Context, o *Options, hosts []string, useTLS bool) (
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	// One line, for logs; every error stays reachable to errors.Is.
+	args := make([]any, len(errs))
+	for i, e := range errs {
+		args[i] = e
+	}
+	return nil, fmt.Errorf(strings.Repeat("%w; ", len(errs)-1)+"%w", args...)
 }
 
 // brokerEndpoint is where a lookup answer sends us: the broker URL of our scheme, reached
