@@ -112,7 +112,7 @@ loop:
 	fmt.Fprintf(out, "result %s\n", res)
 	out.Flush()
 	for _, c := range consumers {
-		c.Close()
+		c.Close() // flushes the grouped acknowledgements
 	}
 	return nil
 }
@@ -139,6 +139,10 @@ func consume(c pulsar.Consumer, ch <-chan pulsar.ConsumerMessage, every time.Dur
 				last = nil
 			}
 		case <-stop:
+			received.Add(n & 255)
+			if last != nil {
+				_ = c.AckIDCumulative(last)
+			}
 			return
 		}
 	}

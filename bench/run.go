@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,7 +37,6 @@ type drainResult struct {
 	GCShare  float64       // GC CPU / process CPU
 	Allocs   float64       // heap allocations per message (process total / messages)
 	P99      float64       // pipelined: window close -> rows visible p99, seconds; NaN for bare
-	Rows     float64       // pipelined: rows written
 	Late     float64       // pipelined: late messages
 }
 
@@ -51,7 +51,6 @@ type drainSpec struct {
 	round      int
 	sub        string
 	timeout    time.Duration
-	logf       func(string, ...any)
 }
 
 // procStat returns a process's user+system CPU seconds from /proc/<pid>/stat.
@@ -73,21 +72,6 @@ func procStat(pid int) (float64, error) {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
-}
-
-// procHWM returns a process's peak RSS in bytes from /proc/<pid>/status.
-func procHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
 }
 
 // waitSubscribed returns when partition 0 has the subscription (the first subscribe).
@@ -132,6 +116,21 @@ func (d *drainSpec) waitAcked(ctx context.Context, exited <-chan error) (time.Ti
 type child struct {
 	cmd    *exec.Cmd
 	exited chan error
+	hwm    atomic.Int64 // VmHWM, sampled until the process exits
+}
+
+func (c *child) peakRSS() int64 { return c.hwm.Load() }
+
+// sampleHWM keeps the child's VmHWM until /proc no longer has it.
+func (c *child) sampleHWM() {
+	for {
+		v, err := procHWM(c.cmd.Process.Pid)
+		if err != nil || v == 0 {
+			return
+		}
+		c.hwm.Store(v)
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func startChild(cmd *exec.Cmd) (*child, error) {
@@ -140,6 +139,7 @@ func startChild(cmd *exec.Cmd) (*child, error) {
 		return nil, err
 	}
 	c := &child{cmd: cmd, exited: make(chan error, 1)}
+	go c.sampleHWM()
 	go func() { c.exited <- cmd.Wait() }()
 	return c, nil
 }
@@ -207,15 +207,13 @@ func runBareDrain(ctx context.Context, d *drainSpec, bc bareConfig, env []string
 		}
 	}
 	res.Receive = time.Since(t0)
-	t1, err := d.waitAcked(ctx, c.exited)
+	// SIGTERM: the child acknowledges what it took and exits.
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	t1, err := d.waitAcked(ctx, nil)
 	if err != nil {
 		return res, err
 	}
 	res.Drain = t1.Sub(t0)
-	cpu1, _ := procStat(c.cmd.Process.Pid)
-	res.CPU = cpu1 - cpu0
-	res.RSS, _ = procHWM(c.cmd.Process.Pid)
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	var br bareResult
 	for l := range lines {
 		if j, ok := strings.CutPrefix(l, "result "); ok {
@@ -227,9 +225,37 @@ func runBareDrain(ctx context.Context, d *drainSpec, bc bareConfig, env []string
 	if err := c.stop(); err != nil {
 		return res, fmt.Errorf("bare client: %w", err)
 	}
+	cpu := usage(c.cmd)
+	res.CPU, res.RSS = cpu-cpu0, c.peakRSS()
 	res.Allocs = float64(br.Mallocs) / float64(d.messages)
-	res.GCShare = br.GCSeconds / cpu1
+	res.GCShare = br.GCSeconds / cpu
 	return res, nil
+}
+
+// usage returns an exited child's total CPU seconds from its rusage. (Its maxrss is not used:
+// after a vfork-style exec it starts from the parent's RSS, which holds the backlog.)
+func usage(cmd *exec.Cmd) float64 {
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// procHWM returns a process's peak RSS in bytes from /proc/<pid>/status (VmHWM).
+func procHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
 }
 
 // pipelinedConfig is the generated configuration for one drain.
@@ -245,8 +271,6 @@ func pipelinedConfig(d *drainSpec, url, chAddr, db, listen, schemaFile string, b
   dead_letter_topic: "-"
 schema:
   file: %q
-window:
-  idle_flush: 1s
 clickhouse:
   addr: %s
   database: %s
@@ -309,26 +333,27 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 		}
 	}
 	res.Receive = time.Since(t0)
-	t1, err := d.waitAcked(ctx, c.exited)
-	if err != nil {
-		return res, err
-	}
-	res.Drain = t1.Sub(t0)
-	cpu1, _ := procStat(c.cmd.Process.Pid)
-	res.CPU = cpu1 - cpu0
-	res.RSS, _ = procHWM(c.cmd.Process.Pid)
+	// Every message is in pipelined: read its metrics, then stop it. A graceful stop writes
+	// the open windows to ClickHouse and acknowledges them; the drain ends at the last ack.
 	m, err := scrape(mURL)
 	if err != nil {
 		return res, fmt.Errorf("scrape %s: %w", mURL, err)
 	}
-	res.Allocs = m.sum("go_memstats_mallocs_total") / float64(d.messages)
-	res.GCShare = m.sum("go_gc_cpu_seconds_total") / m.sum("process_cpu_seconds_total")
-	res.P99 = m.quantile("pipelined_close_to_visible_seconds", 0.99)
-	res.Rows = m.sum("pipelined_rows_written_total")
-	res.Late = m.sum("pipelined_late_messages_total")
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	t1, err := d.waitAcked(ctx, nil)
+	if err != nil {
+		return res, err
+	}
+	res.Drain = t1.Sub(t0)
 	if err := c.stop(); err != nil {
 		return res, fmt.Errorf("pipelined stop: %w", err)
 	}
+	cpu := usage(c.cmd)
+	res.CPU, res.RSS = cpu-cpu0, c.peakRSS()
+	res.Allocs = m.sum("go_memstats_mallocs_total") / float64(d.messages)
+	res.GCShare = m.sum("go_gc_cpu_seconds_total") / m.sum("process_cpu_seconds_total")
+	res.P99 = m.quantile("pipelined_close_to_visible_seconds", 0.99)
+	res.Late = m.sum("pipelined_late_messages_total")
 	return res, nil
 }
 
