@@ -259,6 +259,40 @@ func TestServerErrors(t *testing.T) {
 	}
 }
 
+// A lookup that does not find the topic (as for a partitioned topic's base name on some
+// brokers) falls back to asking the same broker for the schema.
+func TestLookupTopicNotFoundAsksAnyway(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		schema *pb.Schema
+	}{
+		{"schema", avroSchema},
+		{"no schema", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, nil, tc.schema, func(c *fakeConn, cmd *pb.BaseCommand) {
+				if cmd.GetType() == pb.BaseCommand_LOOKUP {
+					r := lookupAnswer(cmd, pb.CommandLookupTopicResponse_Failed, "", false)
+					r.LookupTopicResponse.Error = pb.ServerError_TopicNotFound.Enum()
+					c.send(r)
+					return
+				}
+				c.answer(cmd)
+			})
+			def, _, err := Schema(t.Context(), Options{URL: f.url, Timeout: 10 * time.Second}, "sensors")
+			if tc.schema == nil {
+				if !errors.Is(err, ErrNoSchema) {
+					t.Fatalf("error %v, want ErrNoSchema", err)
+				}
+				return
+			}
+			if err != nil || def != schemas.SensorData {
+				t.Fatalf("got %q %v, want SensorData", def, err)
+			}
+		})
+	}
+}
+
 // A broker that answers CONNECT and then nothing.
 func TestSilentLookupTimesOut(t *testing.T) {
 	f := newFake(t, nil, nil, func(c *fakeConn, cmd *pb.BaseCommand) {

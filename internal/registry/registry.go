@@ -86,6 +86,11 @@ func fetch(ctx context.Context, o *Options, hosts []string, useTLS bool, topic s
 		switch {
 		case lr.Response == nil:
 			return nil, fmt.Errorf("LOOKUP on %s: answer without response type", c.ep)
+		case kind == pb.CommandLookupTopicResponse_Failed && lr.GetError() == pb.ServerError_TopicNotFound:
+			// Brokers may refuse to look up a partitioned topic's base name, which has no
+			// owner; any broker answers GET_SCHEMA from the registry, as pulsar-client-go
+			// asks it, and says whether the topic has a schema.
+			return c.getSchema(ctx, topic)
 		case kind == pb.CommandLookupTopicResponse_Failed:
 			return nil, fmt.Errorf("LOOKUP on %s: %v: %s", c.ep, lr.GetError(), lr.GetMessage())
 		case kind != pb.CommandLookupTopicResponse_Connect && kind != pb.CommandLookupTopicResponse_Redirect:
