@@ -34,9 +34,15 @@ type block struct {
 	first      Position // first message in the block
 	cut        Position // last message the partition had processed when the block was cut
 	closedAt   time.Time
-	lateSizeMs int64       // window size, for the late table's window_start
-	done       atomic.Bool // set by the writer once the block is in ClickHouse
+	lateSizeMs int64         // window size, for the late table's window_start
+	done       atomic.Bool   // set by the writer once the block is in ClickHouse
+	owner      *atomic.Int64 // the partition worker's count of partition losses
+	epoch      int64         // that count when the block was cut
 }
+
+// stale reports whether the partition changed hands (Failover) since the block was cut: its
+// messages are replayed by the new owner, so the block must not be written as well.
+func (b *block) stale() bool { return b.owner != nil && b.owner.Load() != b.epoch }
 
 func (b *block) rows() int {
 	if b.window != nil {
@@ -359,12 +365,17 @@ func (w *Writer) run(ctx context.Context) {
 		batch, lateBatch = batch[:0], lateBatch[:0]
 		rows := 0
 		for {
-			if b.window != nil {
+			if b.stale() {
+				w.budget.release(b.rows())
+				w.log.Info("dropped a block of a partition this consumer no longer owns", "partition", b.partition)
+			} else if b.window != nil {
 				batch = append(batch, b)
 			} else {
 				lateBatch = append(lateBatch, b)
 			}
-			rows += b.rows()
+			if !b.stale() {
+				rows += b.rows()
+			}
 			if rows >= maxBatchRows {
 				break
 			}

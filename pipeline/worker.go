@@ -65,9 +65,11 @@ type worker struct {
 	now    func() time.Time
 
 	// Failover: the listener bumps epoch and sets active; the worker notices per message.
-	epoch     atomic.Int64
+	epoch     atomic.Int64 // bumped on every listener call: one load per message tells if any came
+	lost      atomic.Int64 // bumped when the partition goes to another consumer
 	activeSig atomic.Bool
 	seenEpoch int64
+	seenLost  int64
 	active    bool
 
 	skipping bool     // replayed messages may already be in ClickHouse
@@ -120,6 +122,7 @@ func (wk *worker) BecameActive(_ pulsar.Consumer, _ string, _ int32) {
 // BecameInactive is called by the Pulsar client when another consumer gets the partition.
 func (wk *worker) BecameInactive(_ pulsar.Consumer, _ string, _ int32) {
 	wk.activeSig.Store(false)
+	wk.lost.Add(1)
 	wk.epoch.Add(1)
 }
 
@@ -205,7 +208,7 @@ func (wk *worker) stopped(ctx, stopCtx context.Context, err error) error {
 // handle is the hot path: one message through decode and aggregate.
 func (wk *worker) handle(ctx context.Context, msg pulsar.Message, nowMs int64) error {
 	if e := wk.epoch.Load(); e != wk.seenEpoch {
-		if err := wk.changeEpoch(ctx, e); err != nil {
+		if err := wk.changeEpoch(ctx, e, true); err != nil {
 			return err
 		}
 	}
@@ -291,18 +294,29 @@ func (wk *worker) written(pos Position, at int64) bool {
 	return ok && !through.Less(pos)
 }
 
-func (wk *worker) changeEpoch(ctx context.Context, e int64) error {
-	wk.seenEpoch = e
-	active := wk.activeSig.Load()
-	if !active {
-		wk.log.Info("partition moved to another consumer; dropping its open windows")
+// changeEpoch applies what the Failover listener said. Losing the partition drops its state
+// (the new owner replays it). Getting it back after a loss starts a new epoch from what
+// ClickHouse holds, at the first message, so the previous owner has had time to finish. Being
+// told "active" while already active changes nothing: the state is still ours.
+func (wk *worker) changeEpoch(ctx context.Context, e int64, atMessage bool) error {
+	lost := wk.lost.Load()
+	if !wk.activeSig.Load() {
+		wk.seenEpoch, wk.seenLost = e, lost
+		if wk.active {
+			wk.log.Info("partition moved to another consumer; dropping its open windows")
+		}
 		wk.active = false
-		wk.reset()
+		wk.reset() // blocks already handed over are dropped by the writer (see block.stale)
 		return nil
 	}
-	if wk.active && wk.last.id == nil {
-		return nil // still fresh: nothing to redo
+	if wk.active && lost == wk.seenLost {
+		wk.seenEpoch = e
+		return nil
 	}
+	if !atMessage {
+		return nil
+	}
+	wk.seenEpoch, wk.seenLost = e, lost
 	wk.log.Info("partition assigned to this consumer")
 	wk.active = true
 	return wk.activate(ctx)
@@ -324,7 +338,8 @@ func (wk *worker) emit(ctx context.Context, w *agg.Window, partial bool) error {
 	if partial {
 		wk.m.partialFlushes.Inc()
 	}
-	b := &block{partition: wk.p, window: w, partial: partial, first: ow.first, cut: wk.last.pos, closedAt: wk.now()}
+	b := &block{partition: wk.p, window: w, partial: partial, first: ow.first, cut: wk.last.pos, closedAt: wk.now(),
+		owner: &wk.lost, epoch: wk.seenLost}
 	wk.pending = append(wk.pending, inflight{b: b, prev: ow.prev})
 	return wk.writer.Submit(ctx, b)
 }
@@ -333,7 +348,8 @@ func (wk *worker) emitLate(ctx context.Context) error {
 	if wk.late.len() == 0 {
 		return nil
 	}
-	b := &block{partition: wk.p, late: wk.late, first: wk.late.pos[0], cut: wk.last.pos, lateSizeMs: wk.cfg.Window.Size.Milliseconds()}
+	b := &block{partition: wk.p, late: wk.late, first: wk.late.pos[0], cut: wk.last.pos, lateSizeMs: wk.cfg.Window.Size.Milliseconds(),
+		owner: &wk.lost, epoch: wk.seenLost}
 	wk.pending = append(wk.pending, inflight{b: b, prev: wk.latePrev})
 	wk.late = &lateRows{}
 	return wk.writer.Submit(ctx, b)
@@ -356,7 +372,7 @@ func (wk *worker) flushOpen(ctx context.Context) error {
 // partition and late readings, acknowledge, publish gauges.
 func (wk *worker) tick(ctx context.Context) error {
 	if e := wk.epoch.Load(); e != wk.seenEpoch {
-		if err := wk.changeEpoch(ctx, e); err != nil {
+		if err := wk.changeEpoch(ctx, e, false); err != nil {
 			return err
 		}
 	}
@@ -416,6 +432,9 @@ func (wk *worker) ackMark() mark {
 
 // ack reaps written blocks and acknowledges cumulatively what is durable.
 func (wk *worker) ack() {
+	if wk.lost.Load() != wk.seenLost {
+		return // the partition moved: what we hold is not ours to acknowledge
+	}
 	kept := wk.pending[:0]
 	for _, f := range wk.pending {
 		if f.b.done.Load() {
@@ -456,6 +475,9 @@ func (wk *worker) drain(stopCtx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if wk.lost.Load() != wk.seenLost {
+			return nil // the partition moved away: its new owner replays what is not written
+		}
 		wk.ack()
 		if len(wk.pending) == 0 {
 			return nil

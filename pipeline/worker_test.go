@@ -423,3 +423,59 @@ func TestPositionOrderAndPacking(t *testing.T) {
 	}
 	_ = errors.New
 }
+
+// Being told "active" again while the partition is ours keeps its state: the broker does not
+// redeliver what we hold, so dropping it would lose it.
+func TestWorkerRepeatedActiveKeepsState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		stop := r.start(t.Context())
+		r.reading(1, 100*minute)
+		synctest.Wait()
+		r.wk.BecameActive(nil, "", 0)
+		r.reading(2, 100*minute+1)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if rows, _ := r.w.written(); rows[100*minute] != 2 {
+			t.Fatalf("got %v, want both readings", rows)
+		}
+		if reads := r.w.reads; reads != 1 {
+			t.Fatalf("progress read %d times, want 1", reads)
+		}
+	})
+}
+
+// A block cut before the partition moved away is stale: the writer must not write it, since
+// the new owner replays its messages.
+func TestWorkerBlocksGoStaleWhenThePartitionMoves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.w.hold = true
+		stop := r.start(t.Context())
+		r.reading(1, 100*minute)
+		r.reading(1, 102*minute) // closes window 100
+		synctest.Wait()
+		r.w.mu.Lock()
+		b := r.w.blocks[0]
+		r.w.mu.Unlock()
+		if b.stale() {
+			t.Fatal("block stale before the partition moved")
+		}
+		r.wk.BecameInactive(nil, "", 0)
+		if !b.stale() {
+			t.Fatal("block not stale after the partition moved")
+		}
+		r.wk.BecameActive(nil, "", 0)
+		if !b.stale() {
+			t.Fatal("block of the earlier ownership fresh again after the partition came back")
+		}
+		r.w.mu.Lock()
+		r.w.hold = false
+		r.w.mu.Unlock()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
