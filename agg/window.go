@@ -3,6 +3,7 @@ package agg
 import (
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // Spec says what is aggregated for every device in a window.
@@ -34,22 +35,51 @@ func (s Spec) Validate() error {
 
 // Window holds one tumbling window's aggregates for one stream, a row per device.
 //
-// The rows are kept as a few flat slices rather than a struct per device: a message touches one
-// row's stats (contiguous) and one row's counters, and a flush reads them column by column.
-// A Window is owned by one goroutine; Reset keeps every slice's capacity for reuse.
+// A message touches one slot of the device index and one row, so both are laid out to touch
+// as little memory as possible (the rows of 100,000 devices do not fit in a cache):
+//
+//   - the index is an open-addressing table of 16-byte slots (device id, row number + 1),
+//     linear probing, at most 80% full, so a lookup reads one cache line almost always;
+//   - a row is a fixed number of 8-byte words, contiguous: min, max, sum per measure as
+//     float64, then 32-bit fields packed two to a word: the total count, one count per listed
+//     status, the first and last event time as offsets from Start, and the row's index slot
+//     (from which Key reads the device id). With 4 measures and 4 statuses a row is 128 bytes:
+//     two cache lines, aligned, which the hardware fetches as a pair;
+//   - rows live in fixed-size chunks, so a growing window never copies rows and keeps at most
+//     one partly used chunk.
+//
+// An event time more than about 24 days from Start (possible with processing time) does not
+// fit an offset; such rows keep their times in a side map.
+//
+// A Window is owned by one goroutine; Reset keeps its memory for reuse.
 type Window struct {
 	// Start is the window's first millisecond (epoch ms); End is Start plus the window size.
 	Start, End int64
 
 	spec    Spec
-	statsW  int // float64s per row: min, max, sum per measure
-	countsW int // uint32s per row: total, then one per listed status
-	index   map[int64]int32
-	keys    []int64
-	stats   []float64
-	counts  []uint32
-	times   []int64 // first and last event time per row
+	statsW  int // float64 words per row: min, max, sum per measure
+	countsW int // 32-bit counters per row: total, then one per listed status
+	stride  int // words per row
+	n       int // rows
+	chunks  [][]uint64
+	slots   []slot
+	shift   uint               // 64 - log2(len(slots))
+	wide    map[int32][2]int64 // rows whose event times do not fit offsets from Start
 }
+
+// slot is one entry of a Window's device index.
+type slot struct {
+	key int64
+	row int32 // row number + 1; 0 is an empty slot
+	_   int32
+}
+
+const (
+	chunkShift = 8 // rows per chunk: 256 (32 KiB with 128-byte rows)
+	chunkRows  = 1 << chunkShift
+	minSlots   = 64
+	wideTime   = math.MinInt32 // first-time offset of a row whose times are in Window.wide
+)
 
 // NewWindow returns an empty window for spec with room for sizeHint devices.
 func NewWindow(spec Spec, sizeHint int) *Window {
@@ -57,103 +87,245 @@ func NewWindow(spec Spec, sizeHint int) *Window {
 		spec:    spec,
 		statsW:  3 * spec.Measures,
 		countsW: 1 + len(spec.Statuses),
-		index:   make(map[int64]int32, sizeHint),
 	}
-	w.keys = make([]int64, 0, sizeHint)
-	w.stats = make([]float64, 0, sizeHint*w.statsW)
-	w.counts = make([]uint32, 0, sizeHint*w.countsW)
-	w.times = make([]int64, 0, sizeHint*2)
+	w.stride = w.statsW + (w.countsW+3+1)/2 // counters, first, last, slot: two per word
+	slots := minSlots
+	for slots*4 < sizeHint*5 {
+		slots *= 2
+	}
+	w.setSlots(slots)
+	for range (sizeHint + chunkRows - 1) / chunkRows {
+		w.chunks = append(w.chunks, make([]uint64, chunkRows*w.stride))
+	}
 	return w
+}
+
+func (w *Window) setSlots(n int) {
+	w.slots = make([]slot, n)
+	w.shift = uint(64 - bits.TrailingZeros(uint(n)))
 }
 
 // Reset empties the window and moves it to [start, start+size), keeping its memory.
 func (w *Window) Reset(start, size int64) {
 	w.Start, w.End = start, start+size
-	clear(w.index)
-	w.keys = w.keys[:0]
-	w.stats = w.stats[:0]
-	w.counts = w.counts[:0]
-	w.times = w.times[:0]
+	if w.n > 0 {
+		clear(w.slots)
+	}
+	w.n = 0
+	clear(w.wide)
 }
 
 // Len returns the number of devices (rows) in the window.
-func (w *Window) Len() int { return len(w.keys) }
+func (w *Window) Len() int { return w.n }
+
+// row returns row i's words.
+func (w *Window) row(i int) []uint64 {
+	c := w.chunks[i>>chunkShift]
+	o := (i & (chunkRows - 1)) * w.stride
+	return c[o : o+w.stride : o+w.stride]
+}
+
+// The 32-bit fields of a row: counters 0..countsW-1, then first, last and slot.
+func (w *Window) get32(row []uint64, f int) uint32 {
+	return uint32(row[w.statsW+f>>1] >> (uint(f&1) * 32))
+}
+
+func (w *Window) set32(row []uint64, f int, v uint32) {
+	p := &row[w.statsW+f>>1]
+	sh := uint(f&1) * 32
+	*p = *p&^(0xffffffff<<sh) | uint64(v)<<sh
+}
+
+func hashKey(k int64) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
 
 // Add folds r into the device's row, creating the row on the device's first reading.
 func (w *Window) Add(r *Reading) {
-	i, ok := w.index[r.Key]
-	if !ok {
-		i = w.newRow(r)
+	mask := len(w.slots) - 1
+	i := int(hashKey(r.Key) >> w.shift)
+	var row []uint64
+	for {
+		s := &w.slots[i]
+		if s.key == r.Key && s.row != 0 {
+			row = w.row(int(s.row) - 1)
+			break
+		}
+		if s.row == 0 {
+			w.newRow(r, i)
+			return
+		}
+		i = (i + 1) & mask
 	}
-	st := w.stats[int(i)*w.statsW : int(i+1)*w.statsW : int(i+1)*w.statsW]
+	st := row[:w.statsW]
 	for m := 0; m+2 < len(st); m += 3 {
 		v := r.Values[m/3]
 		if v != v { // NaN: a null measure is not a value
 			continue
 		}
-		if v < st[m] {
-			st[m] = v
+		if v < math.Float64frombits(st[m]) {
+			st[m] = math.Float64bits(v)
 		}
-		if v > st[m+1] {
-			st[m+1] = v
+		if v > math.Float64frombits(st[m+1]) {
+			st[m+1] = math.Float64bits(v)
 		}
-		st[m+2] += v
+		st[m+2] = math.Float64bits(math.Float64frombits(st[m+2]) + v)
 	}
-	c := w.counts[int(i)*w.countsW : int(i+1)*w.countsW : int(i+1)*w.countsW]
-	c[0]++
+	row[w.statsW] += 1 // the total count: the low half of the first counter word
 	for j, s := range w.spec.Statuses {
 		if s == r.Status {
-			c[j+1]++
+			f := j + 1
+			row[w.statsW+f>>1] += 1 << (uint(f&1) * 32)
 			break
 		}
 	}
-	t := w.times[2*int(i) : 2*int(i)+2 : 2*int(i)+2]
-	if r.TimeMs < t[0] {
-		t[0] = r.TimeMs
+	w.addTime(row, r.TimeMs)
+}
+
+// addTime widens row's first and last event time to include t.
+func (w *Window) addTime(row []uint64, t int64) {
+	fi := w.countsW
+	first := int32(w.get32(row, fi))
+	d := t - w.Start
+	if first == wideTime || d <= math.MinInt32 || d > math.MaxInt32 {
+		w.addWideTime(row, t)
+		return
 	}
-	if r.TimeMs > t[1] {
-		t[1] = r.TimeMs
+	if int32(d) < first {
+		w.set32(row, fi, uint32(int32(d)))
+	}
+	if int32(d) > int32(w.get32(row, fi+1)) {
+		w.set32(row, fi+1, uint32(int32(d)))
 	}
 }
 
-func (w *Window) newRow(r *Reading) int32 {
-	i := int32(len(w.keys))
-	w.index[r.Key] = i
-	w.keys = append(w.keys, r.Key)
-	for range w.spec.Measures {
-		w.stats = append(w.stats, math.Inf(1), math.Inf(-1), 0)
+// addWideTime keeps row's times in the side map once one does not fit an offset.
+func (w *Window) addWideTime(row []uint64, t int64) {
+	fi := w.countsW
+	slotIdx := int32(w.get32(row, fi+2))
+	ft, ok := w.wide[slotIdx]
+	if !ok {
+		first, last := int64(int32(w.get32(row, fi)))+w.Start, int64(int32(w.get32(row, fi+1)))+w.Start
+		ft = [2]int64{first, last}
+		if w.wide == nil {
+			w.wide = map[int32][2]int64{}
+		}
+		w.set32(row, fi, uint32(wideTime&math.MaxUint32))
 	}
-	for range w.countsW {
-		w.counts = append(w.counts, 0)
+	ft[0], ft[1] = min(ft[0], t), max(ft[1], t)
+	w.wide[slotIdx] = ft
+}
+
+// newRow creates the row of r's device in empty slot i and folds r into it.
+func (w *Window) newRow(r *Reading, i int) {
+	if (w.n+1)*5 > len(w.slots)*4 {
+		w.grow()
+		// Find the empty slot again in the larger table.
+		mask := len(w.slots) - 1
+		for i = int(hashKey(r.Key) >> w.shift); w.slots[i].row != 0; i = (i + 1) & mask {
+		}
 	}
-	w.times = append(w.times, math.MaxInt64, math.MinInt64)
-	return i
+	n := w.n
+	if n>>chunkShift == len(w.chunks) {
+		w.chunks = append(w.chunks, make([]uint64, chunkRows*w.stride))
+	}
+	w.n++
+	w.slots[i] = slot{key: r.Key, row: int32(n + 1)}
+	row := w.row(n)
+	st := row[:w.statsW]
+	for m := 0; m+2 < len(st); m += 3 {
+		v := r.Values[m/3]
+		if v != v {
+			st[m], st[m+1], st[m+2] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1)), 0
+			continue
+		}
+		st[m], st[m+1], st[m+2] = math.Float64bits(v), math.Float64bits(v), math.Float64bits(v)
+	}
+	clear(row[w.statsW:])
+	row[w.statsW] = 1
+	for j, s := range w.spec.Statuses {
+		if s == r.Status {
+			f := j + 1
+			row[w.statsW+f>>1] += 1 << (uint(f&1) * 32)
+			break
+		}
+	}
+	fi := w.countsW
+	w.set32(row, fi+2, uint32(i))
+	if d := r.TimeMs - w.Start; d > math.MinInt32 && d <= math.MaxInt32 {
+		w.set32(row, fi, uint32(int32(d)))
+		w.set32(row, fi+1, uint32(int32(d)))
+		return
+	}
+	if w.wide == nil {
+		w.wide = map[int32][2]int64{}
+	}
+	w.set32(row, fi, uint32(wideTime&math.MaxUint32))
+	w.wide[int32(i)] = [2]int64{r.TimeMs, r.TimeMs}
+}
+
+// grow doubles the index and re-homes every row's slot.
+func (w *Window) grow() {
+	old := w.slots
+	w.setSlots(2 * len(old))
+	mask := len(w.slots) - 1
+	var wide map[int32][2]int64
+	if len(w.wide) > 0 {
+		wide = make(map[int32][2]int64, len(w.wide))
+	}
+	fi := w.countsW
+	for _, s := range old {
+		if s.row == 0 {
+			continue
+		}
+		i := int(hashKey(s.key) >> w.shift)
+		for w.slots[i].row != 0 {
+			i = (i + 1) & mask
+		}
+		w.slots[i] = s
+		row := w.row(int(s.row) - 1)
+		if wide != nil && int32(w.get32(row, fi)) == wideTime {
+			wide[int32(i)] = w.wide[int32(w.get32(row, fi+2))]
+		}
+		w.set32(row, fi+2, uint32(i))
+	}
+	if wide != nil {
+		w.wide = wide
+	}
 }
 
 // Key returns row i's device id.
-func (w *Window) Key(i int) int64 { return w.keys[i] }
+func (w *Window) Key(i int) int64 {
+	return w.slots[w.get32(w.row(i), w.countsW+2)].key
+}
 
 // Count returns how many readings row i aggregates.
-func (w *Window) Count(i int) uint32 { return w.counts[i*w.countsW] }
+func (w *Window) Count(i int) uint32 { return w.get32(w.row(i), 0) }
 
 // StatusCount returns how many of row i's readings had status Spec.Statuses[j].
-func (w *Window) StatusCount(i, j int) uint32 { return w.counts[i*w.countsW+1+j] }
+func (w *Window) StatusCount(i, j int) uint32 { return w.get32(w.row(i), 1+j) }
 
 // Measure returns row i's min, max and sum of measure m. A measure that was null in every
 // reading has min +Inf, max -Inf and sum 0.
 func (w *Window) Measure(i, m int) (lo, hi, sum float64) {
-	st := w.stats[i*w.statsW+3*m:]
-	return st[0], st[1], st[2]
+	st := w.row(i)[3*m : 3*m+3]
+	return math.Float64frombits(st[0]), math.Float64frombits(st[1]), math.Float64frombits(st[2])
 }
 
 // EventTimes returns the first and last event time (epoch ms) of row i's readings.
-func (w *Window) EventTimes(i int) (first, last int64) { return w.times[2*i], w.times[2*i+1] }
+func (w *Window) EventTimes(i int) (first, last int64) {
+	row := w.row(i)
+	fi := w.countsW
+	f := int32(w.get32(row, fi))
+	if f == wideTime {
+		t := w.wide[int32(w.get32(row, fi+2))]
+		return t[0], t[1]
+	}
+	return int64(f) + w.Start, int64(int32(w.get32(row, fi+1))) + w.Start
+}
 
 // Spec returns what the window aggregates.
 func (w *Window) Spec() Spec { return w.spec }
 
-// SizeBytes estimates the window's memory: its slices' capacity plus the index.
+// SizeBytes estimates the window's memory: its row chunks plus the index.
 func (w *Window) SizeBytes() int {
-	// A Go map entry of int64 -> int32 costs about 16 bytes of slot plus control and slack.
-	return cap(w.keys)*8 + cap(w.stats)*8 + cap(w.counts)*4 + cap(w.times)*8 + len(w.index)*24
+	return len(w.chunks)*chunkRows*w.stride*8 + len(w.slots)*16
 }

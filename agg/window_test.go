@@ -187,20 +187,22 @@ func TestWindowReset(t *testing.T) {
 	if got, want := w.Len(), 1000; got != want {
 		t.Fatalf("len before reset: got %d, want %d", got, want)
 	}
-	caps := [4]int{cap(w.keys), cap(w.stats), cap(w.counts), cap(w.times)}
+	size := w.SizeBytes()
 
 	w.Reset(120_000, 60_000)
 	if got, want := w.Len(), 0; got != want {
 		t.Fatalf("len after reset: got %d, want %d", got, want)
 	}
-	if got, want := len(w.index), 0; got != want {
-		t.Fatalf("index after reset: got %d entries, want %d", got, want)
+	for i, s := range w.slots {
+		if s.row != 0 {
+			t.Fatalf("index after reset: slot %d holds device %d", i, s.key)
+		}
 	}
 	if w.Start != 120_000 || w.End != 180_000 {
 		t.Fatalf("interval after reset: got [%d, %d), want [120000, 180000)", w.Start, w.End)
 	}
-	if got := [4]int{cap(w.keys), cap(w.stats), cap(w.counts), cap(w.times)}; got != caps {
-		t.Fatalf("capacities after reset: got %v, want %v", got, caps)
+	if got := w.SizeBytes(); got != size {
+		t.Fatalf("memory after reset: got %d bytes, want %d", got, size)
 	}
 
 	// A device seen before the reset starts a fresh row.
@@ -218,8 +220,8 @@ func TestWindowReset(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("allocations refilling a reset window: got %v, want 0", allocs)
 	}
-	if got := [4]int{cap(w.keys), cap(w.stats), cap(w.counts), cap(w.times)}; got != caps {
-		t.Fatalf("capacities after refill: got %v, want %v", got, caps)
+	if got := w.SizeBytes(); got != size {
+		t.Fatalf("memory after refill: got %d bytes, want %d", got, size)
 	}
 }
 
@@ -337,5 +339,52 @@ func BenchmarkWindowMemory(b *testing.B) {
 			b.ReportMetric(heap, "bytes/device-window")
 			b.ReportMetric(est, "sizebytes/device-window")
 		})
+	}
+}
+
+// TestWindowFarEventTimes covers event times too far from Start for a row's 32-bit offsets
+// (processing-time windows take readings of any event time): they are kept exactly, also
+// across the index growing and a Reset.
+func TestWindowFarEventTimes(t *testing.T) {
+	const day = 24 * 60 * 60 * 1000
+	w := NewWindow(Spec{Measures: 1}, 0)
+	for round := range 2 {
+		start := int64(1_764_000_000_000 + round*60_000)
+		w.Reset(start, 60_000)
+		want := map[int64][2]int64{}
+		rng := rand.New(rand.NewPCG(9, uint64(round)))
+		for i := range 5000 {
+			key := int64(rng.IntN(1000))
+			var ts int64
+			switch i % 4 {
+			case 0:
+				ts = start + rng.Int64N(60_000)
+			case 1:
+				ts = start - 40*day - rng.Int64N(day)
+			case 2:
+				ts = start + 30*day + rng.Int64N(day)
+			default:
+				ts = start - rng.Int64N(20*day)
+			}
+			if key%3 == 0 { // a third of the devices only ever see near times
+				ts = start + rng.Int64N(60_000)
+			}
+			r := reading(key, ts, 0, 1)
+			w.Add(&r)
+			ft, ok := want[key]
+			if !ok {
+				ft = [2]int64{ts, ts}
+			}
+			want[key] = [2]int64{min(ft[0], ts), max(ft[1], ts)}
+		}
+		if w.Len() != len(want) {
+			t.Fatalf("round %d: rows: got %d, want %d", round, w.Len(), len(want))
+		}
+		for i := range w.Len() {
+			first, last := w.EventTimes(i)
+			if ft := want[w.Key(i)]; first != ft[0] || last != ft[1] {
+				t.Fatalf("round %d: device %d: event times [%d, %d], want [%d, %d]", round, w.Key(i), first, last, ft[0], ft[1])
+			}
+		}
 	}
 }
