@@ -77,7 +77,10 @@ type Writer struct {
 	log      *slog.Logger
 	m        *Metrics
 
-	in     chan *block
+	// ins has one queue per writer; a partition always uses the same one, so its blocks are
+	// written in the order they were cut. That makes what ClickHouse holds of a partition a
+	// prefix of its blocks, which the replay skip relies on (see Progress).
+	ins    []chan *block
 	budget rowBudget
 	wg     sync.WaitGroup
 	stop   context.CancelFunc
@@ -92,7 +95,9 @@ func NewWriter(cfg *Config, log *slog.Logger, m *Metrics) *Writer {
 		spec:  cfg.Spec(),
 		log:   log,
 		m:     m,
-		in:    make(chan *block, 4*cfg.ClickHouse.Writers),
+	}
+	for range cfg.ClickHouse.Writers {
+		w.ins = append(w.ins, make(chan *block, 64))
 	}
 	for _, f := range cfg.Schema.Measures {
 		w.measures = append(w.measures, columnName(f))
@@ -275,6 +280,11 @@ func (w *Writer) Setup(ctx context.Context) error {
 // Progress is what ClickHouse already holds of one partition, read when the partition is
 // (re)assigned: for each window start (ms), the last message position written; and the highest
 // event time written, from which the watermark is restored.
+//
+// A partition's blocks are written in the order they were cut (one writer queue per partition,
+// each batch retried until it lands), so what ClickHouse holds is a prefix of them. A window's
+// blocks cover consecutive runs of its messages, so every message of window w at or before
+// Through[w] is in ClickHouse, and none after it.
 type Progress struct {
 	Through  map[int64]Position
 	Max      Position // the highest of Through
@@ -312,11 +322,11 @@ func (w *Writer) progress(ctx context.Context, c *ch.Client, p int) (Progress, e
 // Start connects the writers; they run until Close.
 func (w *Writer) Start(ctx context.Context) {
 	ctx, w.stop = context.WithCancel(ctx)
-	for range w.cfg.Writers {
+	for _, in := range w.ins {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			w.run(ctx)
+			w.run(ctx, in)
 		}()
 	}
 }
@@ -330,7 +340,7 @@ func (w *Writer) Submit(ctx context.Context, b *block) error {
 		return err
 	}
 	select {
-	case w.in <- b:
+	case w.ins[b.partition%len(w.ins)] <- b:
 	case <-ctx.Done():
 		w.budget.release(n)
 		return ctx.Err()
@@ -344,7 +354,7 @@ func (w *Writer) Submit(ctx context.Context, b *block) error {
 // maxBatchRows bounds how many rows one INSERT carries when blocks are waiting.
 const maxBatchRows = 500_000
 
-func (w *Writer) run(ctx context.Context) {
+func (w *Writer) run(ctx context.Context, in <-chan *block) {
 	cols := newAggColumns(w.spec, w.measures)
 	late := newLateColumns(w.measures)
 	var c *ch.Client
@@ -357,7 +367,7 @@ func (w *Writer) run(ctx context.Context) {
 	for {
 		var b *block
 		select {
-		case b = <-w.in:
+		case b = <-in:
 		case <-ctx.Done():
 			return
 		}
@@ -380,7 +390,7 @@ func (w *Writer) run(ctx context.Context) {
 				break
 			}
 			select {
-			case b = <-w.in:
+			case b = <-in:
 				continue
 			default:
 			}
