@@ -159,6 +159,23 @@ func (wk *worker) activate(ctx context.Context) error {
 	return nil
 }
 
+// rewind restarts the epoch from ClickHouse after the broker redelivers from its
+// acknowledged position: blocks in flight land first, so the progress read covers them and the
+// redelivered messages they hold are skipped; open windows are dropped and rebuilt.
+func (wk *worker) rewind(ctx context.Context) error {
+	wk.m.rewinds.Inc()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for wk.ack(); len(wk.pending) > 0; wk.ack() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return wk.activate(ctx)
+}
+
 // run consumes until ctx ends, then writes what it holds and acknowledges it (within stopCtx).
 func (wk *worker) run(ctx, stopCtx context.Context) error {
 	if err := wk.activate(ctx); err != nil {
@@ -218,8 +235,13 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, nowMs int64) e
 	id := msg.ID()
 	pos := positionOf(id)
 	if wk.last.id != nil && !wk.last.pos.Less(pos) {
-		wk.m.skipped.Inc() // redelivered after a reconnect: already in the windows
-		return nil
+		// The broker went back (a reconnect, an active-consumer change): it sends again what it
+		// has not seen acknowledged. What we hold may be ahead of or apart from that stream (a
+		// consumer's queue can still hold messages from before the change), so start over from
+		// what ClickHouse holds, once our blocks in flight have landed.
+		if err := wk.rewind(ctx); err != nil {
+			return err
+		}
 	}
 	payload := msg.Payload()
 	wk.pm.received.Inc()
