@@ -18,6 +18,7 @@ type Metrics struct {
 	late           *metrics.Counter
 	lateWritten    *metrics.Counter
 	skipped        *metrics.Counter
+	rewinds        *metrics.Counter
 	deadLettered   *metrics.Counter
 	rowsWritten    *metrics.Counter
 	blocksWritten  *metrics.Counter
@@ -45,6 +46,7 @@ func newMetrics(maxPendingRows int, reasons []string) *Metrics {
 		late:           s.NewCounter(`pipelined_late_messages_total`),
 		lateWritten:    s.NewCounter(`pipelined_late_rows_written_total`),
 		skipped:        s.NewCounter(`pipelined_replayed_messages_skipped_total`),
+		rewinds:        s.NewCounter(`pipelined_redelivery_restarts_total`),
 		deadLettered:   s.NewCounter(`pipelined_dead_lettered_messages_total`),
 		rowsWritten:    s.NewCounter(`pipelined_rows_written_total`),
 		blocksWritten:  s.NewCounter(`pipelined_blocks_written_total`),
