@@ -129,6 +129,15 @@ func (m *Metrics) Received() uint64 {
 	return n
 }
 
+// DecodeErrors returns the number of messages that could not be decoded, over all reasons.
+func (m *Metrics) DecodeErrors() uint64 {
+	var n uint64
+	for _, c := range m.decodeErrors {
+		n += c.Get()
+	}
+	return n
+}
+
 // Late returns the number of late messages.
 func (m *Metrics) Late() uint64 { return m.late.Get() }
 

@@ -15,6 +15,7 @@ import (
 	plog "github.com/apache/pulsar-client-go/pulsar/log"
 
 	"github.com/pipelined/pipelined/internal/avrodec"
+	"github.com/pipelined/pipelined/internal/registry"
 )
 
 // Pipeline consumes the topic, aggregates each partition's readings into windows and writes
@@ -68,6 +69,25 @@ func New(cfg Config, log *slog.Logger) (*Pipeline, error) {
 	return p, nil
 }
 
+// registrySchema returns the topic's Avro schema from Pulsar's schema registry when
+// schema.from_registry is set, else "" (the configured or built-in schema).
+func (p *Pipeline) registrySchema(ctx context.Context) (string, error) {
+	pc := &p.cfg.Pulsar
+	if !p.cfg.Schema.FromRegistry {
+		return "", nil
+	}
+	tc, err := registry.LoadTLS(pc.TLSTrustCertsFile, pc.TLSCertFile, pc.TLSKeyFile, pc.TLSAllowInsecure)
+	if err != nil {
+		return "", fmt.Errorf("pulsar TLS: %w", err)
+	}
+	o := registry.Options{URL: pc.URL, Token: string(pc.Token), TLSConfig: tc, Timeout: pc.OperationTimeout}
+	def, typ, err := registry.Schema(ctx, o, pc.Topic)
+	if err == nil && typ != "AVRO" {
+		err = fmt.Errorf("topic %q has a %s schema in the registry, want AVRO", pc.Topic, typ)
+	}
+	return def, err
+}
+
 // Metrics returns the pipeline's metrics.
 func (p *Pipeline) Metrics() *Metrics { return p.m }
 
@@ -90,8 +110,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.writer.Start(stopCtx)
 	defer p.writer.Close()
 
-	dec, err := p.cfg.Decoder("")
+	def, err := p.registrySchema(ctx)
 	if err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	if _, err := p.cfg.Decoder(def); err != nil {
 		return fmt.Errorf("schema: %w", err)
 	}
 	if dl := p.cfg.Pulsar.DeadLetter(); dl != "" {
@@ -112,14 +135,27 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	reader := &progressReader{w: p.writer}
 	defer reader.close()
 
+	// Partitions are subscribed a few at a time, and each partition's worker starts as soon as
+	// its consumer exists: with a large backlog the broker starts sending a partition's messages
+	// at once, and one by one the 64 subscriptions would wait behind them for seconds, while
+	// nothing is consumed.
+	workCtx, cancelWork := context.WithCancel(ctx)
+	defer cancelWork()
+	var (
+		subscribed sync.WaitGroup
+		subMu      sync.Mutex
+		subErrs    []error
+		sem        = make(chan struct{}, subscribeParallelism)
+		errs       = make(chan error, len(parts))
+	)
 	workers := make([]*worker, len(parts))
+	subs := make([]pulsar.ConsumerOptions, len(parts))
 	for i, topic := range parts {
 		ch := make(chan pulsar.ConsumerMessage, p.cfg.Pulsar.MessageChannelSize)
-		d, err := p.cfg.Decoder("")
+		d, err := p.cfg.Decoder(def) // one per worker: a Decoder is not shared
 		if err != nil {
 			return err
 		}
-		_ = dec
 		wk := newWorker(partitionIndex(topic, i), &p.cfg, source{ch: ch}, d, reader, p.dlq, p.m, p.log)
 		opts := pulsar.ConsumerOptions{
 			Topic:                       topic,
@@ -136,35 +172,65 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if p.cfg.Pulsar.InitialPosition == "latest" {
 			opts.SubscriptionInitialPosition = pulsar.SubscriptionPositionLatest
 		}
-		cons, err := p.client.Subscribe(opts)
-		if err != nil {
-			return fmt.Errorf("subscribe %q to %q: %w", p.cfg.Pulsar.Subscription, topic, err)
+		workers[i], subs[i] = wk, opts
+	}
+	for i, wk := range workers {
+		opts, topic := subs[i], parts[i]
+		subscribed.Add(1)
+		go func() {
+			sem <- struct{}{}
+			cons, err := p.client.Subscribe(opts)
+			<-sem
+			if err != nil {
+				subMu.Lock()
+				subErrs = append(subErrs, fmt.Errorf("subscribe %q to %q: %w", p.cfg.Pulsar.Subscription, topic, err))
+				subMu.Unlock()
+				cancelWork() // the partitions already consuming stop gracefully
+				subscribed.Done()
+				errs <- nil
+				return
+			}
+			p.mu.Lock()
+			p.consumers = append(p.consumers, cons)
+			p.mu.Unlock()
+			wk.src.consumer = cons
+			subscribed.Done()
+			errs <- wk.run(workCtx, stopCtx)
+		}()
+	}
+	readyDone := make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		subscribed.Wait()
+		subMu.Lock()
+		failed := len(subErrs) > 0
+		subMu.Unlock()
+		if failed || workCtx.Err() != nil {
+			return
 		}
-		p.mu.Lock()
-		p.consumers = append(p.consumers, cons)
-		p.mu.Unlock()
-		wk.src.consumer = cons
-		workers[i] = wk
-	}
-	p.log.Info("consuming", "topic", p.cfg.Pulsar.Topic, "partitions", len(parts), "subscription", p.cfg.Pulsar.Subscription,
-		"type", p.cfg.Pulsar.SubscriptionType, "window", p.cfg.Window.Size, "time", p.cfg.Window.Time)
-
-	errs := make(chan error, len(workers))
-	for _, wk := range workers {
-		go func() { errs <- wk.run(ctx, stopCtx) }()
-	}
-	p.readyOnce.Do(func() { p.m.ready.Store(true); close(p.ready) })
+		p.log.Info("consuming", "topic", p.cfg.Pulsar.Topic, "partitions", len(parts), "subscription", p.cfg.Pulsar.Subscription,
+			"type", p.cfg.Pulsar.SubscriptionType, "window", p.cfg.Window.Size, "time", p.cfg.Window.Time)
+		p.readyOnce.Do(func() { p.m.ready.Store(true); close(p.ready) })
+	}()
 
 	var all []error
-	for range workers {
+	for range parts {
 		if err := <-errs; err != nil {
 			all = append(all, err)
-			cancelStop() // a worker that failed outside a shutdown stops the process
+			// A worker that failed outside a shutdown stops the process at once: the others
+			// stop too, without the graceful flush (what is unwritten is replayed next time).
+			cancelStop()
+			cancelWork()
 		}
 	}
+	<-readyDone
+	all = append(subErrs, all...)
 	p.m.ready.Store(false)
 	return errors.Join(all...)
 }
+
+// subscribeParallelism is how many partitions are subscribed at the same time.
+const subscribeParallelism = 8
 
 // partitionIndex parses the index from "<topic>-partition-<i>", or returns i.
 func partitionIndex(topic string, i int) int {
