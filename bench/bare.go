@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,6 +29,7 @@ type bareConfig struct {
 	Channel      int // MessageChannel size per partition consumer
 	Connections  int // MaxConnectionsPerBroker
 	AckInterval  time.Duration
+	CPUProfile   string // write a CPU profile of the drain here; empty for none
 }
 
 // bareResult is what the bare consumer reports when told to stop.
@@ -59,6 +61,17 @@ func runBare(cfgJSON string) error {
 	parts, err := client.TopicPartitions(cfg.Topic)
 	if err != nil {
 		return fmt.Errorf("partitions of %q: %w", cfg.Topic, err)
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile %q: %w", cfg.CPUProfile, err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var received atomic.Int64
 	stop := make(chan struct{})

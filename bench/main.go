@@ -60,6 +60,7 @@ type options struct {
 	env        string
 	only       string
 	timeout    time.Duration
+	profile    string
 }
 
 func run() error {
@@ -77,6 +78,7 @@ func run() error {
 	flag.IntVar(&o.conns, "connections", 1, "MaxConnectionsPerBroker (both clients)")
 	flag.StringVar(&o.env, "env", "", "extra environment for both clients, space separated (e.g. GOGC=200)")
 	flag.StringVar(&o.only, "only", "", "bare or pipelined: drain with one client only")
+	flag.StringVar(&o.profile, "bare-cpuprofile", "", "write the bare client's CPU profile (last drain) to this file")
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
 	flag.Parse()
 	if o.pipelined == "" && o.only != "bare" {
@@ -153,7 +155,7 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 		wd, _ := os.Getwd()
 		schema = filepath.Join(wd, "internal", "schemas", "SensorDataPadded.avsc")
 	}
-	bc := bareConfig{URL: b.URL(), Topic: topicName, Queue: o.queue, Channel: o.channel, Connections: o.conns, AckInterval: 100 * time.Millisecond}
+	bc := bareConfig{URL: b.URL(), Topic: topicName, Queue: o.queue, Channel: o.channel, Connections: o.conns, AckInterval: 100 * time.Millisecond, CPUProfile: o.profile}
 	var env []string
 	if o.env != "" {
 		env = strings.Fields(o.env)
