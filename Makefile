@@ -48,9 +48,13 @@ check-deploy: build
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s
-fuzz:
-	$(GO) test ./internal/avrodec -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
-	$(GO) test ./pipeline -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
+FUZZ_TARGETS = ./internal/avrodec:FuzzDecode ./pipeline:FuzzLoadConfig ./pipeline:FuzzDecodeAndAggregate \
+	./internal/registry:FuzzReadFrame ./internal/pulsarlocal:FuzzReadFrame \
+	./internal/chlocal:FuzzDecode ./internal/chlocal:FuzzServe
+fuzz: chdb
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		if grep -qs "func $$fn(" $$pkg/*_test.go; then \
+			echo "== $$pkg $$fn"; $(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -test.fuzzminimizetime=1s || exit 1; fi; done
 
 ## pulsar-local: the local Pulsar broker on 127.0.0.1:6650 (PULSAR_LISTEN=host:port), until Ctrl-C
 pulsar-local:
