@@ -13,21 +13,11 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/hamba/avro/v2"
 
+	"github.com/pipelined/pipelined/internal/loadgen"
 	"github.com/pipelined/pipelined/internal/schemas"
 )
 
-type sensor struct {
-	SensorID     int32   `avro:"sensorId"`
-	SensorType   int32   `avro:"sensorType"`
-	Temperature  float64 `avro:"temperature"`
-	Humidity     float64 `avro:"humidity"`
-	Pressure     float64 `avro:"pressure"`
-	BatteryLevel float64 `avro:"batteryLevel"`
-	Status       int32   `avro:"status"`
-	Timestamp    int64   `avro:"timestamp"`
-}
-
-func encode(t testing.TB, s sensor) []byte {
+func encode(t testing.TB, s loadgen.Sample) []byte {
 	t.Helper()
 	b, err := avro.Marshal(avro.MustParse(schemas.SensorData), s)
 	if err != nil {
@@ -159,7 +149,7 @@ func (r *rig) send(payload []byte) Position {
 }
 
 func (r *rig) reading(dev int32, ts int64) Position {
-	return r.send(encode(r.t, sensor{SensorID: dev, Temperature: 20, Humidity: 50, Pressure: 1000, BatteryLevel: 90, Status: 1, Timestamp: ts}))
+	return r.send(encode(r.t, loadgen.Sample{SensorID: dev, Temperature: 20, Humidity: 50, Pressure: 1000, BatteryLevel: 90, Status: 1, Timestamp: ts}))
 }
 
 func (r *rig) start(ctx context.Context) (stop func() error) {
@@ -346,7 +336,7 @@ func TestWorkerDeadLetters(t *testing.T) {
 		stop := r.start(t.Context())
 		r.send(nil)
 		r.send([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}) // overlong varint
-		good := encode(t, sensor{SensorID: 1, Timestamp: 100 * minute})
+		good := encode(t, loadgen.Sample{SensorID: 1, Timestamp: 100 * minute})
 		r.send(good[:len(good)-2])
 		r.send(append(good, 1, 2, 3))
 		last := r.send(good)
@@ -488,7 +478,7 @@ func TestWorkerRedeliveryRebuilds(t *testing.T) {
 		stop := r.start(t.Context())
 		payloads := make([][]byte, 6)
 		for i := range payloads {
-			payloads[i] = encode(t, sensor{SensorID: int32(i), Status: 1, Timestamp: 100*minute + int64(i)})
+			payloads[i] = encode(t, loadgen.Sample{SensorID: int32(i), Status: 1, Timestamp: 100*minute + int64(i)})
 		}
 		for _, p := range payloads { // entries 1..6
 			r.send(p)
