@@ -91,6 +91,16 @@ func (s *Stream) closed(start int64) bool {
 // Add puts r into the window holding time at (r.TimeMs for event time, the arrival time for
 // processing time) and moves the watermark. It returns the window, or nil when r is late.
 func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
+	// Most readings go to the newest open window: take it without WindowStart's division.
+	if n := len(s.open); n > 0 {
+		if w := s.open[n-1]; w.Start <= at && at < w.End && !s.closed(w.Start) {
+			if at > s.maxT {
+				s.maxT = at
+			}
+			w.Add(r)
+			return w, Added
+		}
+	}
 	start := s.WindowStart(at)
 	if s.closed(start) {
 		return nil, Late
