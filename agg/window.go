@@ -155,19 +155,18 @@ func (w *Window) Add(r *Reading) {
 		}
 		i = (i + 1) & mask
 	}
-	st := row[:w.statsW]
-	for m := 0; m+2 < len(st); m += 3 {
-		v := r.Values[m/3]
+	for m, v := range r.Values[:w.spec.Measures] {
 		if v != v { // NaN: a null measure is not a value
 			continue
 		}
-		if v < math.Float64frombits(st[m]) {
-			st[m] = math.Float64bits(v)
+		st := row[3*m : 3*m+3 : 3*m+3]
+		if v < math.Float64frombits(st[0]) {
+			st[0] = math.Float64bits(v)
 		}
-		if v > math.Float64frombits(st[m+1]) {
-			st[m+1] = math.Float64bits(v)
+		if v > math.Float64frombits(st[1]) {
+			st[1] = math.Float64bits(v)
 		}
-		st[m+2] = math.Float64bits(math.Float64frombits(st[m+2]) + v)
+		st[2] = math.Float64bits(math.Float64frombits(st[2]) + v)
 	}
 	row[w.statsW] += 1 // the total count: the low half of the first counter word
 	for j, s := range w.spec.Statuses {
@@ -230,16 +229,18 @@ func (w *Window) newRow(r *Reading, i int) {
 	w.n++
 	w.slots[i] = slot{key: r.Key, row: int32(n + 1)}
 	row := w.row(n)
-	st := row[:w.statsW]
-	for m := 0; m+2 < len(st); m += 3 {
-		v := r.Values[m/3]
+	for m, v := range r.Values[:w.spec.Measures] {
+		st := row[3*m : 3*m+3 : 3*m+3]
 		if v != v {
-			st[m], st[m+1], st[m+2] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1)), 0
+			st[0], st[1], st[2] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1)), 0
 			continue
 		}
-		st[m], st[m+1], st[m+2] = math.Float64bits(v), math.Float64bits(v), math.Float64bits(v)
+		b := math.Float64bits(v)
+		st[0], st[1], st[2] = b, b, b
 	}
-	clear(row[w.statsW:])
+	for k := w.statsW + 1; k < len(row); k++ {
+		row[k] = 0
+	}
 	row[w.statsW] = 1
 	for j, s := range w.spec.Statuses {
 		if s == r.Status {
