@@ -61,9 +61,10 @@ type PulsarConfig struct {
 	SubscriptionType string `koanf:"subscription_type"`
 	// InitialPosition of a new subscription: "earliest" (default) or "latest".
 	InitialPosition string `koanf:"initial_position"`
-	// ReceiverQueueSize is the client's queue per partition consumer. Default 10000.
+	// ReceiverQueueSize is the client's queue per partition consumer. Default 1000 (64
+	// partitions x 1000 is 64 ms at 1M msg/s; more only costs memory: bench/RESULTS.md).
 	ReceiverQueueSize int `koanf:"receiver_queue_size"`
-	// MessageChannelSize is the channel between a partition consumer and its worker. Default 10000.
+	// MessageChannelSize is the channel between a partition consumer and its worker. Default 1000.
 	MessageChannelSize int `koanf:"message_channel_size"`
 	// ConnectionsPerBroker is the client's MaxConnectionsPerBroker. Default 1.
 	ConnectionsPerBroker int `koanf:"connections_per_broker"`
@@ -205,8 +206,8 @@ func DefaultConfig() Config {
 			Subscription:         "pipelined",
 			SubscriptionType:     "failover",
 			InitialPosition:      "earliest",
-			ReceiverQueueSize:    10000,
-			MessageChannelSize:   10000,
+			ReceiverQueueSize:    1000,
+			MessageChannelSize:   1000,
 			ConnectionsPerBroker: 1,
 			OperationTimeout:     30 * time.Second,
 			ConnectionTimeout:    10 * time.Second,
@@ -285,7 +286,16 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("defaults: %w", err)
 	}
 	if path != "" {
-		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+		b, err := file.Provider(path).ReadBytes()
+		if err != nil {
+			return Config{}, &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", path, err)}}
+		}
+		m, err := yaml.Parser().Unmarshal(b)
+		if err != nil {
+			return Config{}, &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", path, err)}}
+		}
+		// An empty key ("window:" with nothing under it) means "the defaults", not "nothing".
+		if err := k.Load(mapProvider(pruneNil(m)), nil); err != nil {
 			return Config{}, &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", path, err)}}
 		}
 	}
@@ -309,6 +319,25 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, &ConfigError{Problems: slices.Compact(problems)}
 	}
 	return cfg, nil
+}
+
+// mapProvider hands koanf an already parsed map.
+type mapProvider map[string]any
+
+func (m mapProvider) ReadBytes() ([]byte, error)    { return nil, errors.New("mapProvider: not bytes") }
+func (m mapProvider) Read() (map[string]any, error) { return m, nil }
+
+// pruneNil removes null values, recursively, so they leave the defaults in place.
+func pruneNil(m map[string]any) map[string]any {
+	for k, v := range m {
+		switch v := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			m[k] = pruneNil(v)
+		}
+	}
+	return m
 }
 
 // flatten lists the leaves of a tree of joined errors, one line each.

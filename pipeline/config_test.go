@@ -86,6 +86,19 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// A key with nothing under it ("window:") keeps the defaults.
+func TestConfigEmptySectionKeepsDefaults(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, "window:\nclickhouse:\n  database: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.ClickHouse.Database = "x"
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("got %+v\nwant %+v", cfg, want)
+	}
+}
+
 func TestConfigEnvironmentOverrides(t *testing.T) {
 	t.Setenv("PIPELINED_PULSAR_URL", "pulsar://10.0.0.1:6650")
 	t.Setenv("PIPELINED_CLICKHOUSE_TABLE", "agg2")
