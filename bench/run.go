@@ -6,20 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/pipelined/pipelined/internal/promtext"
 	"github.com/pipelined/pipelined/internal/pulsarlocal"
 )
 
@@ -320,8 +318,8 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 	cpu0, _ := procStat(c.cmd.Process.Pid)
 	mURL := "http://" + listen + "/metrics"
 	for {
-		m, err := scrape(mURL)
-		if err == nil && m.sum("pipelined_messages_received_total") >= float64(d.messages) {
+		m, err := promtext.Scrape(mURL)
+		if err == nil && m.Sum("pipelined_messages_received_total") >= float64(d.messages) {
 			break
 		}
 		select {
@@ -335,7 +333,7 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 	res.Receive = time.Since(t0)
 	// Every message is in pipelined: read its metrics, then stop it. A graceful stop writes
 	// the open windows to ClickHouse and acknowledges them; the drain ends at the last ack.
-	m, err := scrape(mURL)
+	m, err := promtext.Scrape(mURL)
 	if err != nil {
 		return res, fmt.Errorf("scrape %s: %w", mURL, err)
 	}
@@ -350,93 +348,9 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 	}
 	cpu := usage(c.cmd)
 	res.CPU, res.RSS = cpu-cpu0, c.peakRSS()
-	res.Allocs = m.sum("go_memstats_mallocs_total") / float64(d.messages)
-	res.GCShare = m.sum("go_gc_cpu_seconds_total") / m.sum("process_cpu_seconds_total")
-	res.P99 = m.quantile("pipelined_close_to_visible_seconds", 0.99)
-	res.Late = m.sum("pipelined_late_messages_total")
+	res.Allocs = m.Sum("go_memstats_mallocs_total") / float64(d.messages)
+	res.GCShare = m.Sum("go_gc_cpu_seconds_total") / m.Sum("process_cpu_seconds_total")
+	res.P99 = m.Quantile("pipelined_close_to_visible_seconds", 0.99)
+	res.Late = m.Sum("pipelined_late_messages_total")
 	return res, nil
-}
-
-// promText is a scraped Prometheus text exposition: series -> value.
-type promText map[string]float64
-
-func scrape(url string) (promText, error) {
-	cl := http.Client{Timeout: 5 * time.Second}
-	resp, err := cl.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	m := promText{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-	for sc.Scan() {
-		l := sc.Text()
-		if l == "" || l[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(l, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[l[:i]] = v
-	}
-	return m, sc.Err()
-}
-
-// sum adds every series of the metric name (all label sets).
-func (m promText) sum(name string) float64 {
-	var s float64
-	for k, v := range m {
-		if k == name || strings.HasPrefix(k, name+"{") {
-			s += v
-		}
-	}
-	return s
-}
-
-// quantile estimates quantile q of a Prometheus histogram as the upper bound of the bucket
-// it falls in (NaN when empty).
-func (m promText) quantile(name string, q float64) float64 {
-	type bucket struct{ le, n float64 }
-	var bs []bucket
-	for k, v := range m {
-		rest, ok := strings.CutPrefix(k, name+"_bucket{")
-		if !ok {
-			continue
-		}
-		i := strings.Index(rest, `le="`)
-		if i < 0 {
-			continue
-		}
-		le := rest[i+4:]
-		le = le[:strings.IndexByte(le, '"')]
-		f, err := strconv.ParseFloat(le, 64)
-		if le == "+Inf" {
-			f, err = math.Inf(1), nil
-		}
-		if err == nil {
-			bs = append(bs, bucket{f, v})
-		}
-	}
-	if len(bs) == 0 {
-		return math.NaN()
-	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
-	total := bs[len(bs)-1].n
-	if total == 0 {
-		return math.NaN()
-	}
-	for _, b := range bs {
-		if b.n >= q*total {
-			return b.le
-		}
-	}
-	return math.Inf(1)
 }

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -23,7 +22,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/pipelined/pipelined/internal/chlocal"
 	"github.com/pipelined/pipelined/internal/loadgen"
+	"github.com/pipelined/pipelined/internal/promtext"
 	"github.com/pipelined/pipelined/internal/pulsarlocal"
 )
 
@@ -196,14 +195,14 @@ log:
 			return ctx.Err()
 		case <-tick.C:
 		}
-		m, err := scrape(httpAddr)
+		m, err := promtext.Scrape("http://" + httpAddr + "/metrics")
 		if err != nil {
-			return err
+			return fmt.Errorf("scrape pipelined: %w", err)
 		}
-		in := m.sum("pipelined_messages_received_total")
+		in := m.Sum("pipelined_messages_received_total")
 		if prodDone == nil || producing {
 			fmt.Printf("    %7.0fs %12d %12.0f %10.0f %14.0f %12.0f\n", time.Since(t0).Seconds(), sent.Load(), in, in-last,
-				m.sum("pipelined_blocks_written_total"), m.sum("pipelined_rows_written_total"))
+				m.Sum("pipelined_blocks_written_total"), m.Sum("pipelined_rows_written_total"))
 			last = in
 		}
 		if !producing && int64(in) >= sent.Load() {
@@ -248,42 +247,6 @@ func waitReady(ctx context.Context, addr string, exited <-chan error) error {
 		}
 	}
 	return errors.New("pipelined not ready within 60 s")
-}
-
-type metrics map[string]float64
-
-func (m metrics) sum(prefix string) float64 {
-	var s float64
-	for k, v := range m {
-		if k == prefix || strings.HasPrefix(k, prefix+"{") {
-			s += v
-		}
-	}
-	return s
-}
-
-func scrape(addr string) (metrics, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, fmt.Errorf("scrape pipelined: %w", err)
-	}
-	defer resp.Body.Close()
-	m := metrics{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
-		}
-	}
-	return m, sc.Err()
 }
 
 func report(ctx context.Context, addr string, produced int64) error {
