@@ -166,8 +166,8 @@ type ClickHouseConfig struct {
 	RetryMaxBackoff time.Duration `koanf:"retry_max_backoff"`
 	// Writers is the number of connections writing in parallel. Default 2.
 	Writers int `koanf:"writers"`
-	// Lookback is how far back (by window start) a restarted partition looks for rows it already
-	// wrote. Default 24h.
+	// Lookback is how far back (by window start, from the newest window it wrote) a restarted
+	// partition looks for rows it already wrote. Default 24h.
 	Lookback time.Duration `koanf:"lookback"`
 }
 

@@ -292,14 +292,18 @@ type Progress struct {
 }
 
 // Progress reads partition p's progress from the table, retrying until ctx ends.
+//
+// It reads the windows starting at most clickhouse.lookback before the newest window the
+// partition wrote, not before the wall clock: a backlog older than the lookback (a long outage,
+// a replayed topic) is replayed after a crash too, and its windows must be found to be skipped.
 func (w *Writer) progress(ctx context.Context, c *ch.Client, p int) (Progress, error) {
 	pr := Progress{Through: map[int64]Position{}, MaxEvent: math.MinInt64}
 	var (
 		start  proto.ColInt64
 		thru   proto.ColUInt128
 		maxEv  proto.ColInt64
-		since  = time.Now().Add(-w.cfg.Lookback).Unix()
-		query  = fmt.Sprintf("SELECT toInt64(toUnixTimestamp(window_start)) * 1000 AS s, toUInt128(max(flushed_through)) AS t, toInt64(max(toUnixTimestamp64Milli(last_event))) AS e FROM %s WHERE source_partition = %d AND window_start >= toDateTime(%d) GROUP BY window_start", w.table(), p, since)
+		since  = fmt.Sprintf("toDateTime(greatest(0, (SELECT toInt64(toUnixTimestamp(max(window_start))) FROM %s WHERE source_partition = %d) - %d))", w.table(), p, int64(w.cfg.Lookback.Seconds()))
+		query  = fmt.Sprintf("SELECT toInt64(toUnixTimestamp(window_start)) * 1000 AS s, toUInt128(max(flushed_through)) AS t, toInt64(max(toUnixTimestamp64Milli(last_event))) AS e FROM %s WHERE source_partition = %d AND window_start >= %s GROUP BY window_start", w.table(), p, since)
 		result = proto.Results{{Name: "s", Data: &start}, {Name: "t", Data: &thru}, {Name: "e", Data: &maxEv}}
 	)
 	err := c.Do(ctx, ch.Query{Body: query, Result: result.Auto(), OnResult: func(ctx context.Context, _ proto.Block) error {
