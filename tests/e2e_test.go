@@ -42,7 +42,7 @@ func TestEndToEndSchemaFromRegistry(t *testing.T) {
 	s := startServices(t, 8)
 	e := newExpectation()
 	var i atomic.Int64
-	base := time.Now().Add(-10*time.Minute).Truncate(time.Minute).UnixMilli()
+	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute).UnixMilli()
 	p, err := loadgen.NewProducer(loadgen.ProducerConfig{
 		URL: s.broker.URL(), Topic: topic, Count: n, Devices: 1_000, Padded: true,
 		Clock:  func() int64 { return base + i.Add(1)*120_000/n },
