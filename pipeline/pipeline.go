@@ -97,10 +97,11 @@ func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 // Run consumes until ctx ends, then stops gracefully within shutdown_timeout: it stops taking
 // messages, writes every open window as partial rows, acknowledges what is written and returns.
 func (p *Pipeline) Run(ctx context.Context) error {
-	stopCtx, cancelStop := context.WithCancel(context.WithoutCancel(ctx))
+	stopCtx, cancelStopCause := context.WithCancelCause(context.WithoutCancel(ctx))
+	cancelStop := func() { cancelStopCause(nil) }
 	defer cancelStop()
 	context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(p.cfg.ShutdownTimeout, cancelStop)
+		t := time.AfterFunc(p.cfg.ShutdownTimeout, func() { cancelStopCause(ErrShutdownTimeout) })
 		context.AfterFunc(stopCtx, func() { t.Stop() })
 	})
 
@@ -218,8 +219,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if err := <-errs; err != nil {
 			all = append(all, err)
 			// A worker that failed outside a shutdown stops the process at once: the others
-			// stop too, without the graceful flush (what is unwritten is replayed next time).
-			cancelStop()
+			// stop too, without the graceful flush (what is unwritten is replayed next time),
+			// and say why (the cause is not a cancellation, so the exit code says failure).
+			cancelStopCause(err)
 			cancelWork()
 		}
 	}
@@ -228,6 +230,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.m.ready.Store(false)
 	return errors.Join(all...)
 }
+
+// ErrShutdownTimeout is why a graceful stop ended before everything was written and
+// acknowledged: shutdown_timeout passed. What was not written is replayed by the next run.
+var ErrShutdownTimeout = errors.New("shutdown_timeout reached")
 
 // subscribeParallelism is how many partitions are subscribed at the same time.
 const subscribeParallelism = 8

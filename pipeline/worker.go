@@ -179,7 +179,7 @@ func (wk *worker) rewind(ctx context.Context) error {
 // run consumes until ctx ends, then writes what it holds and acknowledges it (within stopCtx).
 func (wk *worker) run(ctx, stopCtx context.Context) error {
 	if err := wk.activate(ctx); err != nil {
-		return err
+		return wk.stopped(ctx, stopCtx, err) // a stop while reading the progress is a stop
 	}
 	tick := time.NewTicker(wk.cfg.Pulsar.AckInterval)
 	defer tick.Stop()
@@ -492,6 +492,9 @@ func (wk *worker) drain(stopCtx context.Context) error {
 		return nil
 	}
 	if err := wk.flushOpen(stopCtx); err != nil {
+		if stopCtx.Err() != nil {
+			err = context.Cause(stopCtx)
+		}
 		return fmt.Errorf("partition %d: flush on stop: %w", wk.p, err)
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -507,7 +510,7 @@ func (wk *worker) drain(stopCtx context.Context) error {
 		select {
 		case <-tick.C:
 		case <-stopCtx.Done():
-			return fmt.Errorf("partition %d: %d block(s) not written before the shutdown timeout: %w", wk.p, len(wk.pending), stopCtx.Err())
+			return fmt.Errorf("partition %d: %d block(s) not written before the shutdown timeout: %w", wk.p, len(wk.pending), context.Cause(stopCtx))
 		}
 	}
 }

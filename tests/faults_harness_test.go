@@ -409,7 +409,7 @@ func (s *services) waitDrained(t *testing.T, cfg pipeline.Config, timeout time.D
 
 // load is what a production sends: n messages of a stream of total, starting at message from,
 // over devices devices, with event times spread evenly over minutes minutes from base (epoch
-// ms), at rate messages per second (0: as fast as possible).
+// ms), at rate messages per second (0: as fast as event time may run, see maxCompression).
 type load struct {
 	n, from, total int64
 	devices        int
@@ -417,6 +417,9 @@ type load struct {
 	minutes        int
 	rate           int
 }
+
+// maxCompression bounds how much faster than the wall clock a production's event time runs.
+const maxCompression = 100
 
 // production is a loadgen run in the background.
 type production struct {
@@ -440,6 +443,13 @@ func (s *services) startLoad(t *testing.T, e *expectation, l load) *production {
 	t.Helper()
 	if l.total == 0 {
 		l.total = l.n
+	}
+	// Event time runs at most maxCompression times the wall clock: a producer goroutine that
+	// this 2-core machine starves for a second then puts its messages at most that many
+	// seconds of event time behind the others' in a partition, well within the watermark delay.
+	// Unpaced, a short run's 20 minutes would pass in a fraction of a second.
+	if limit := int(maxCompression * l.total / int64(l.minutes*60)); l.rate == 0 || l.rate > limit {
+		l.rate = max(limit, 1)
 	}
 	i := atomic.Int64{}
 	i.Store(l.from)
