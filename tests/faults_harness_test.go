@@ -114,6 +114,15 @@ func sweepBinaryDirs() {
 // faultConfig is pipelined's configuration for the fault tests: the harness's (generous
 // watermark delay) plus an idle flush, so that a partition that has received everything writes
 // its last windows and acknowledges them, and the broker's backlog reaching zero means done.
+// startFaultServices is the start of every fault test: the pipelined binary built, the local
+// services up with the reference's partitions, and the fault tests' configuration for them.
+func startFaultServices(t *testing.T) (*services, pipeline.Config) {
+	t.Helper()
+	pipelinedBinary(t)
+	s := startServices(t, partitions)
+	return s, s.faultConfig()
+}
+
 func (s *services) faultConfig() pipeline.Config {
 	cfg := s.config()
 	cfg.Window.IdleFlush = 2 * time.Second

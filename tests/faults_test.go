@@ -57,9 +57,7 @@ func TestKill9(t *testing.T) {
 		n, rate, kills = 60_000, 20_000, 3
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	e := newExpectation()
 	pr := s.startProducing(t, e, n, 10_000, pastBase(40*time.Minute), 20, rate)
 	t0 := time.Now()
@@ -146,9 +144,7 @@ func TestClickHouseOutage(t *testing.T) {
 	if testing.Short() {
 		n, rate, outage = 60_000, 10_000, 5*time.Second
 	}
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	cfg.Limits.MaxPendingRows = 5000 // a few windows' worth: 64 partitions close ~10,000 rows a minute
 	e := newExpectation()
 	pr := s.startProducing(t, e, n, 10_000, pastBase(40*time.Minute), 20, rate)
@@ -244,9 +240,7 @@ func TestPulsarConnectionsDropped(t *testing.T) {
 		n, drops = 40_000, 3
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	e := newExpectation()
 	base := pastBase(40 * time.Minute)
 	p := startProc(t, cfg, "pipelined")
@@ -381,9 +375,7 @@ func TestBadMessages(t *testing.T) {
 		n, nbad = 30_000, 500
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	cfg.Schema.MaxMessageBytes = 4096
 	base := pastBase(40 * time.Minute)
 	bad := makeBadMessages(t, rng, cfg, nbad, base)
@@ -528,9 +520,7 @@ func testLateData(t *testing.T, policy string) {
 		n, nlate = 20_000, 300
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	cfg.Window.LatePolicy = policy
 	cfg.Window.AllowedLateness = 30 * time.Second
 	base := pastBase(90 * time.Minute)
@@ -609,9 +599,7 @@ func TestFailoverTwoProcesses(t *testing.T) {
 		n = 60_000
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	e := newExpectation()
 	a := startProc(t, cfg, "pipelined-a")
 	a.waitReady(time.Minute)
@@ -688,9 +676,7 @@ func TestGracefulRestart(t *testing.T) {
 		n, rate, restarts = 60_000, 6_000, 1
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	e := newExpectation()
 	pr := s.startProducing(t, e, n, 10_000, pastBase(40*time.Minute), 20, rate)
 	p := startProc(t, cfg, "pipelined")
@@ -733,9 +719,7 @@ func TestMemoryCeiling(t *testing.T) {
 		n = 40_000
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	cfg.Limits.MaxKeysPerWindow = maxKeys
 	e := newExpectation()
 	pr := s.startProducing(t, e, n, 10_000, pastBase(40*time.Minute), 20, rate)
@@ -788,9 +772,7 @@ func TestKill9OldBacklog(t *testing.T) {
 		n, kills = 60_000, 2
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	e := newExpectation()
 	// Three days old: past the default lookback of 24h by wall clock.
 	s.startProducing(t, e, n, 10_000, pastBase(72*time.Hour), 20, 0).wait(t, e, n)
@@ -825,9 +807,7 @@ func TestFailoverRollingRestart(t *testing.T) {
 		n, rate, rounds = 90_000, 10_000, 1
 	}
 	rng := faultSeed(t)
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	e := newExpectation()
 	procs := []*proc{startProc(t, cfg, "pipelined-a"), nil}
 	procs[0].waitReady(time.Minute)
@@ -866,9 +846,7 @@ func TestShutdownDuringClickHouseOutage(t *testing.T) {
 	if testing.Short() {
 		n = 40_000
 	}
-	pipelinedBinary(t)
-	s := startServices(t, partitions)
-	cfg := s.faultConfig()
+	s, cfg := startFaultServices(t)
 	cfg.ShutdownTimeout = 5 * time.Second
 	e := newExpectation()
 	s.startProducing(t, e, n, 10_000, pastBase(40*time.Minute), 20, 0).wait(t, e, n)
