@@ -394,12 +394,14 @@ else
 	systemd-nspawn -D "$root" --private-network --register=no --keep-unit --boot -q --console=pipe \
 		--bind-ro="$chdb_lib:/opt/chdb/libchdb.so" </dev/null >"$work/nspawn.log" 2>&1 &
 	nspawn_pid=$!
+	# The container's PID 1 is nspawn's child once it has exec'd systemd; before the exec it is
+	# still "systemd-nspawn" and its mount namespace not yet the root's, so wait for the name.
 	leader=""
-	for _ in $(seq 50); do
-		leader=$(pgrep -P "$nspawn_pid" | head -1) && [ -n "$leader" ] && break
+	for _ in $(seq 150); do
+		leader=$(pgrep -P "$nspawn_pid" -x systemd | head -1) && [ -n "$leader" ] && break
 		sleep 0.2
 	done
-	[ -n "$leader" ] || { cat "$work/nspawn.log"; fail "systemd-nspawn did not start the container"; }
+	[ -n "$leader" ] || { cat "$work/nspawn.log"; fail "systemd-nspawn did not start the container's systemd in 30s"; }
 	in_ct() { nsenter --target "$leader" --mount --uts --ipc --net --pid -- "$@"; }
 	diag() { # what the daemon says: /readyz, and its last warnings and errors
 		in_ct python3 -c '
@@ -422,9 +424,21 @@ for l in lines[-14:]:
     except ValueError:
         print(" ", l.rstrip()[:300])' || true
 	}
-	state=$(timeout 90 nsenter --target "$leader" --mount --uts --ipc --net --pid -- systemctl is-system-running --wait 2>/dev/null) || true
-	echo "container systemd: ${state:-no answer}"
-	case $state in running | degraded) ;; *) cat "$work/nspawn.log"; fail "the container's systemd did not come up" ;; esac
+	# Ask until it has booted: systemctl fails at once while systemd has not yet opened its
+	# socket (or says "offline"), and answers "initializing" or "starting" while units start.
+	state="" answer=""
+	for _ in $(seq 240); do
+		answer=$(in_ct systemctl is-system-running 2>&1) || true
+		state=${answer##*$'\n'}
+		case $state in running | degraded | maintenance | stopping) break ;; esac
+		sleep 0.5
+	done
+	echo "container systemd: $state"
+	case $state in running | degraded) ;; *)
+		cat "$work/nspawn.log"
+		in_ct systemctl list-jobs --no-pager 2>&1 | head -20 || true
+		fail "the container's systemd did not come up in 120s (last answer: ${answer:-none})" ;;
+	esac
 	nets=$(in_ct ls /sys/class/net | tr '\n' ' ')
 	[ "$nets" = "lo " ] || fail "the container's network is not private: $nets"
 	echo "container network interfaces: $nets(private)"
