@@ -128,6 +128,11 @@ type WindowConfig struct {
 	// IdleFlush: a partition that received nothing for this long writes its open windows as
 	// partial rows and acknowledges them. Default 30s; 0 disables.
 	IdleFlush time.Duration `koanf:"idle_flush"`
+	// MaxFuture: with event time, a reading stamped more than this ahead of the host's clock
+	// (a device clock gone wrong, microseconds sent as milliseconds) goes to the dead-letter
+	// topic with reason "future_time" instead of pushing the watermark ahead and making every
+	// later reading late. Default 1h; 0 disables.
+	MaxFuture time.Duration `koanf:"max_future"`
 }
 
 // ClickHouseConfig is the sink.
@@ -227,6 +232,7 @@ func DefaultConfig() Config {
 			WatermarkDelay: 5 * time.Second,
 			LatePolicy:     "table",
 			IdleFlush:      30 * time.Second,
+			MaxFuture:      time.Hour,
 		},
 		ClickHouse: ClickHouseConfig{
 			Addr:            "127.0.0.1:9000",
@@ -483,6 +489,9 @@ func (c *Config) validate() []string {
 	oneOf("window.late_policy", c.Window.LatePolicy, "table", "drop")
 	if c.Window.IdleFlush < 0 {
 		bad("window.idle_flush", "%s must not be negative", c.Window.IdleFlush)
+	}
+	if c.Window.MaxFuture < 0 {
+		bad("window.max_future", "%s must not be negative", c.Window.MaxFuture)
 	}
 
 	hostPort("clickhouse.addr", c.ClickHouse.Addr)

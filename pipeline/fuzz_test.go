@@ -109,7 +109,7 @@ func FuzzDecodeAndAggregate(f *testing.F) {
 		}
 		cons := &fakeConsumer{}
 		w := &fuzzWriter{}
-		m := newMetrics(cfg.Limits.MaxPendingRows, []string{"empty", "oversized", "truncated", "malformed", "trailing_bytes"})
+		m := newMetrics(cfg.Limits.MaxPendingRows, []string{"empty", "oversized", "truncated", "malformed", "trailing_bytes", ReasonFutureTime})
 		wk := newWorker(0, &cfg, source{consumer: cons}, dec, w, &fakeDLQ{}, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		clock := int64(1_700_000_000_000)
 		wk.now = func() time.Time { return time.UnixMilli(clock) }

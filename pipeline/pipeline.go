@@ -43,7 +43,7 @@ func New(cfg Config, log *slog.Logger) (*Pipeline, error) {
 	if cfg.Limits.MemoryLimitMB > 0 {
 		debug.SetMemoryLimit(int64(cfg.Limits.MemoryLimitMB) << 20)
 	}
-	m := newMetrics(cfg.Limits.MaxPendingRows, avrodec.Reasons())
+	m := newMetrics(cfg.Limits.MaxPendingRows, append(avrodec.Reasons(), ReasonFutureTime))
 	p := &Pipeline{cfg: cfg, log: log, m: m, ready: make(chan struct{})}
 	opts := pulsar.ClientOptions{
 		URL:                        cfg.Pulsar.URL,

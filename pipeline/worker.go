@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -252,17 +253,13 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, nowMs int64) e
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
-		wk.m.decodeError(reason)
-		if err := wk.dlq.Publish(ctx, wk.p, msg, reason, err); err != nil {
-			return err
-		}
-		wk.seq++
-		wk.last = mark{pos, id, wk.seq, 0}
-		return nil
+		return wk.deadLetter(ctx, msg, pos, reason, err)
 	}
 	at := wk.r.TimeMs
 	if wk.cfg.Window.Time == "processing" {
 		at = nowMs
+	} else if mf := wk.cfg.Window.MaxFuture; mf > 0 && at > nowMs+mf.Milliseconds() {
+		return wk.deadLetter(ctx, msg, pos, ReasonFutureTime, futureError(at, nowMs, mf))
 	}
 	if wk.skipping && wk.written(pos, at) {
 		wk.m.skipped.Inc()
@@ -299,6 +296,31 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, nowMs int64) e
 	if wk.late.len() >= lateBatchRows {
 		return wk.emitLate(ctx)
 	}
+	return nil
+}
+
+// ReasonFutureTime is the dead-letter reason (and pipelined_decode_errors_total's reason label)
+// of a reading stamped further ahead of the clock than window.max_future.
+const ReasonFutureTime = "future_time"
+
+func futureError(at, nowMs int64, maxFuture time.Duration) error {
+	ahead := fmt.Sprintf("%d ms", at-nowMs)
+	if at-nowMs < math.MaxInt64/int64(time.Millisecond) {
+		ahead = (time.Duration(at-nowMs) * time.Millisecond).String()
+	}
+	return fmt.Errorf("event time %d (%s) is %s ahead of this host's clock, more than window.max_future %s",
+		at, time.UnixMilli(at).UTC().Format(time.RFC3339Nano), ahead, maxFuture)
+}
+
+// deadLetter sends a message that cannot be aggregated to the dead-letter topic, counted by
+// reason; it is acknowledged with the messages around it.
+func (wk *worker) deadLetter(ctx context.Context, msg pulsar.Message, pos Position, reason string, cause error) error {
+	wk.m.decodeError(reason)
+	if err := wk.dlq.Publish(ctx, wk.p, msg, reason, cause); err != nil {
+		return err
+	}
+	wk.seq++
+	wk.last = mark{pos, msg.ID(), wk.seq, 0}
 	return nil
 }
 

@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -135,7 +137,7 @@ func newRig(t *testing.T, mod func(*Config)) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, ch: make(chan pulsar.ConsumerMessage, 1024), cons: &fakeConsumer{}, w: &fakeWriter{}, dlq: &fakeDLQ{}}
-	m := newMetrics(cfg.Limits.MaxPendingRows, []string{"empty", "oversized", "truncated", "malformed", "trailing_bytes"})
+	m := newMetrics(cfg.Limits.MaxPendingRows, []string{"empty", "oversized", "truncated", "malformed", "trailing_bytes", ReasonFutureTime})
 	r.wk = newWorker(0, &cfg, source{consumer: r.cons, ch: r.ch}, dec, r.w, r.dlq, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return r
 }
@@ -357,6 +359,62 @@ func TestWorkerDeadLetters(t *testing.T) {
 			t.Fatalf("acked %v, want %v", got, last)
 		}
 	})
+}
+
+// A reading stamped far ahead of the clock goes to the dead-letter topic instead of moving the
+// watermark; with window.max_future 0 it is aggregated and the readings after it are late.
+func TestWorkerFutureTimeDeadLetters(t *testing.T) {
+	for _, maxFuture := range []time.Duration{time.Hour, 0} {
+		t.Run(fmt.Sprint("max_future=", maxFuture), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, func(c *Config) { c.Window.MaxFuture = maxFuture })
+				stop := r.start(t.Context())
+				now := time.Now().UnixMilli()
+				base := now - now%minute
+				r.reading(1, base+1000)
+				r.reading(3, now+3*60*minute)
+				r.reading(4, base+2000)
+				last := r.reading(5, now+59*minute) // ahead, but within max_future: aggregated
+				synctest.Wait()
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+				rows, _ := r.w.written()
+				late := r.wk.m.late.Get()
+				if maxFuture > 0 {
+					if len(r.dlq.reasons) != 1 || r.dlq.reasons[0] != ReasonFutureTime {
+						t.Fatalf("dead-lettered %v, want [%s]", r.dlq.reasons, ReasonFutureTime)
+					}
+					if rows[base] != 2 || rows[base+59*minute] != 1 || len(rows) != 2 || late != 0 {
+						t.Fatalf("rows %v, %d late; want 2 rows in window %d (devices 1 and 4), 1 in %d (device 5), none late",
+							rows, late, base, base+59*minute)
+					}
+				} else {
+					if len(r.dlq.reasons) != 0 {
+						t.Fatalf("dead-lettered %v with max_future 0", r.dlq.reasons)
+					}
+					if rows[base] != 1 || rows[base+3*60*minute] != 1 || len(rows) != 2 || late != 2 {
+						t.Fatalf("rows %v, %d late; want 1 row in window %d, 1 in %d, devices 4 and 5 late",
+							rows, late, base, base+3*60*minute)
+					}
+				}
+				if got := r.cons.lastAck(); got != last {
+					t.Fatalf("acked %v, want %v", got, last)
+				}
+			})
+		})
+	}
+}
+
+func TestFutureErrorNamesTheValue(t *testing.T) {
+	err := futureError(1<<62, 1_000, time.Hour)
+	if !strings.Contains(err.Error(), "4611686018427387904") || !strings.Contains(err.Error(), "window.max_future 1h0m0s") {
+		t.Fatalf("error %q does not name the time and the setting", err)
+	}
+	err = futureError(1_000+2*3600_000, 1_000, time.Hour)
+	if !strings.Contains(err.Error(), "2h0m0s ahead") {
+		t.Fatalf("error %q does not say how far ahead", err)
+	}
 }
 
 // Failover: when the partition moves away, its open windows are dropped (the new owner rebuilds

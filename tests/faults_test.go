@@ -280,10 +280,11 @@ type badMsg struct {
 	reason  string
 }
 
-// makeBadMessages returns n undecodable messages of five kinds, in turn: random bytes,
-// truncated records, records of another schema (the padded one), empty payloads and payloads
-// over schema.max_message_bytes; each with the reason pipelined's decoder gives, keyed by a
-// device id so that they spread over the partitions.
+// makeBadMessages returns n messages pipelined cannot aggregate, of six kinds, in turn: random
+// bytes, truncated records, records of another schema (the padded one), empty payloads, payloads
+// over schema.max_message_bytes, and good records stamped hours ahead of the clock (more than
+// window.max_future); each with the reason pipelined gives, keyed by a device id so that they
+// spread over the partitions.
 func makeBadMessages(t *testing.T, rng *rand.Rand, cfg pipeline.Config, n int, base int64) []badMsg {
 	t.Helper()
 	dec, err := cfg.Decoder("")
@@ -303,7 +304,7 @@ func makeBadMessages(t *testing.T, rng *rand.Rand, cfg pipeline.Config, n int, b
 		var b []byte
 		want := ""
 		ts := base + rng.Int64N(20*60_000)
-		switch i % 5 {
+		switch i % 6 {
 		case 0: // shorter than the shortest record (36 bytes): never a valid one
 			b = randomBytes(1 + rng.IntN(35))
 		case 1:
@@ -319,6 +320,11 @@ func makeBadMessages(t *testing.T, rng *rand.Rand, cfg pipeline.Config, n int, b
 		case 4:
 			b = randomBytes(cfg.Schema.MaxMessageBytes + 1 + rng.IntN(8000))
 			want = avrodec.ReasonOversized
+		case 5: // decodes; its time would move the watermark hours ahead and make the rest late
+			ahead := time.Now().Add(cfg.Window.MaxFuture + time.Hour).UnixMilli()
+			b = encodeSample(t, randomSample(rng, rng.Int32N(10_000), ahead+rng.Int64N(60*60_000)))
+			out[i] = badMsg{payload: b, key: strconv.Itoa(rng.IntN(10_000)), reason: pipeline.ReasonFutureTime}
+			continue
 		}
 		var r agg.Reading
 		err := dec.Decode(b, &r)
@@ -366,7 +372,7 @@ func consume(t *testing.T, url, topic string, quiet time.Duration) []pulsar.Mess
 	}
 }
 
-// Undecodable messages mixed into the stream: each is counted by reason, published to the
+// Bad messages (undecodable, or stamped hours ahead) mixed into the stream: each is counted by reason, published to the
 // dead-letter topic with its original bytes, key and reason, and acknowledged; no partition
 // stalls, the process stays up, and the good messages' totals are exact.
 func TestBadMessages(t *testing.T) {
@@ -402,7 +408,7 @@ func TestBadMessages(t *testing.T) {
 	p.term(time.Minute)
 
 	got := m.byLabel("pipelined_decode_errors_total", "reason")
-	for _, r := range avrodec.Reasons() {
+	for _, r := range append(avrodec.Reasons(), pipeline.ReasonFutureTime) {
 		if got[r] != wantReasons[r] {
 			t.Errorf("pipelined_decode_errors_total{reason=%q} = %.0f, want %.0f", r, got[r], wantReasons[r])
 		}
