@@ -25,6 +25,7 @@ import (
 
 	"github.com/pipelined/pipelined/internal/chlocal"
 	"github.com/pipelined/pipelined/internal/pulsarlocal"
+	"github.com/pipelined/pipelined/pipeline"
 )
 
 const topicName = "persistent://public/default/iot-sensor-data"
@@ -73,9 +74,10 @@ func run() error {
 	flag.IntVar(&o.partitions, "partitions", 64, "topic partitions")
 	flag.Int64Var(&o.rate, "rate", 1_000_000, "messages per second of event time when the backlog was produced (4 producers)")
 	flag.StringVar(&o.results, "results", "bench/RESULTS.md", "file whose table (between the bench markers) is rewritten; empty prints only")
-	flag.IntVar(&o.queue, "receiver-queue", 10000, "receiver queue per partition consumer (both clients)")
-	flag.IntVar(&o.channel, "message-channel", 10000, "message channel per partition consumer (both clients)")
-	flag.IntVar(&o.conns, "connections", 1, "MaxConnectionsPerBroker (both clients)")
+	def := pipeline.DefaultConfig().Pulsar // the product's defaults unless told otherwise
+	flag.IntVar(&o.queue, "receiver-queue", def.ReceiverQueueSize, "receiver queue per partition consumer (both clients)")
+	flag.IntVar(&o.channel, "message-channel", def.MessageChannelSize, "message channel per partition consumer (both clients)")
+	flag.IntVar(&o.conns, "connections", def.ConnectionsPerBroker, "MaxConnectionsPerBroker (both clients)")
 	flag.StringVar(&o.env, "env", "", "extra environment for both clients, space separated (e.g. GOGC=200)")
 	flag.StringVar(&o.only, "only", "", "bare or pipelined: drain with one client only")
 	flag.StringVar(&o.profile, "bare-cpuprofile", "", "write the bare client's CPU profile (last drain) to this file")
