@@ -30,6 +30,9 @@ type bareConfig struct {
 	Connections  int // MaxConnectionsPerBroker
 	AckInterval  time.Duration
 	CPUProfile   string // write a CPU profile of the drain here; empty for none
+
+	PipelinedProfile string `json:"-"` // pipelined's CPU profile (from /debug/pprof/) goes here
+	ProfileSeconds   int    `json:"-"` // the first this many seconds of the drain
 }
 
 // bareResult is what the bare consumer reports when told to stop.

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -62,13 +63,15 @@ type options struct {
 	only       string
 	timeout    time.Duration
 	profile    string
+	brokerProf string
+	plProf     string
 }
 
 func run() error {
 	var o options
 	flag.StringVar(&o.pipelined, "pipelined", "", "the pipelined binary (required)")
 	flag.Int64Var(&o.messages, "n", 20_000_000, "messages in the 41-byte backlog")
-	flag.Int64Var(&o.padded, "padded-n", 5_000_000, "messages in the ~300-byte backlog; 0 skips it")
+	flag.Int64Var(&o.padded, "padded-n", 20_000_000, "messages in the ~300-byte backlog; 0 skips it")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each drains the backlog with both clients")
 	flag.IntVar(&o.devices, "devices", 100_000, "devices")
 	flag.IntVar(&o.partitions, "partitions", 64, "topic partitions")
@@ -81,6 +84,8 @@ func run() error {
 	flag.StringVar(&o.env, "env", "", "extra environment for both clients, space separated (e.g. GOGC=200)")
 	flag.StringVar(&o.only, "only", "", "bare or pipelined: drain with one client only")
 	flag.StringVar(&o.profile, "bare-cpuprofile", "", "write the bare client's CPU profile (last drain) to this file")
+	flag.StringVar(&o.plProf, "pipelined-cpuprofile", "", "write pipelined's CPU profile (its first 10 s of the last drain, from /debug/pprof/) to this file")
+	flag.StringVar(&o.brokerProf, "broker-cpuprofile", "", "write this process's CPU profile (the local broker) during the last bare drain to this file")
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
 	flag.Parse()
 	if o.pipelined == "" && o.only != "bare" {
@@ -157,7 +162,7 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 		wd, _ := os.Getwd()
 		schema = filepath.Join(wd, "internal", "schemas", "SensorDataPadded.avsc")
 	}
-	bc := bareConfig{URL: b.URL(), Topic: topicName, Queue: o.queue, Channel: o.channel, Connections: o.conns, AckInterval: 100 * time.Millisecond, CPUProfile: o.profile}
+	bc := bareConfig{URL: b.URL(), Topic: topicName, Queue: o.queue, Channel: o.channel, Connections: o.conns, AckInterval: 100 * time.Millisecond, CPUProfile: o.profile, PipelinedProfile: o.plProf, ProfileSeconds: 10}
 	var env []string
 	if o.env != "" {
 		env = strings.Fields(o.env)
@@ -175,7 +180,9 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 			var err error
 			t0 := time.Now()
 			if client == "bare" {
+				stop := startProfile(o.brokerProf, logf)
 				res, err = runBareDrain(ctx, d, bc, env)
+				stop()
 			} else {
 				res, err = runPipelinedDrain(ctx, d, o.pipelined, chAddr, schema, bc, env)
 			}
@@ -188,6 +195,23 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 		}
 	}
 	return out, nil
+}
+
+// startProfile profiles this process into file until the returned function is called; with
+// an empty file it does nothing.
+func startProfile(file string, logf func(string, ...any)) (stop func()) {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		logf("broker profile: %v", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func loadavg() string {

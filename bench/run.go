@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,6 +319,12 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 	}
 	cpu0, _ := procStat(c.cmd.Process.Pid)
 	mURL := "http://" + listen + "/metrics"
+	profDone := make(chan error, 1)
+	if bc.PipelinedProfile != "" {
+		go func() { profDone <- fetchProfile("http://"+listen, bc.PipelinedProfile, bc.ProfileSeconds) }()
+	} else {
+		profDone <- nil
+	}
 	for {
 		m, err := promtext.Scrape(mURL)
 		if err == nil && m.Sum("pipelined_messages_received_total") >= float64(d.messages) {
@@ -343,6 +351,9 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 		return res, err
 	}
 	res.Drain = t1.Sub(t0)
+	if err := <-profDone; err != nil {
+		return res, fmt.Errorf("pipelined CPU profile: %w", err)
+	}
 	if err := c.stop(); err != nil {
 		return res, fmt.Errorf("pipelined stop: %w", err)
 	}
@@ -353,4 +364,25 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 	res.P99 = m.Quantile("pipelined_close_to_visible_seconds", 0.99)
 	res.Late = m.Sum("pipelined_late_messages_total")
 	return res, nil
+}
+
+// fetchProfile writes a CPU profile of seconds seconds from pipelined's /debug/pprof/ to file.
+func fetchProfile(base, file string, seconds int) error {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

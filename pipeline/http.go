@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 )
 
-// HTTP serves /metrics (Prometheus text), /healthz (the process is up) and /readyz (every
-// partition is consuming and ClickHouse answers).
+// HTTP serves /metrics (Prometheus text), /healthz (the process is up), /readyz (every
+// partition is consuming and ClickHouse answers) and Go's profiles under /debug/pprof/ (as
+// VictoriaMetrics does; the listener is loopback unless configured otherwise).
 type HTTP struct {
 	srv  *http.Server
 	ln   net.Listener
@@ -42,6 +44,11 @@ func NewHTTP(addr string, m *Metrics, log *slog.Logger) (*HTTP, error) {
 			fmt.Fprintln(w, "ready")
 		}
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return &HTTP{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, log: log}, nil
 }
 

@@ -144,10 +144,12 @@ func (wk *worker) reset() {
 // messages that are already written are skipped and the watermark resumes where it was.
 func (wk *worker) activate(ctx context.Context) error {
 	wk.reset()
+	t0 := wk.now()
 	pr, err := wk.writer.ReadProgress(ctx, wk.p)
 	if err != nil {
 		return err
 	}
+	wk.log.Debug("progress read", "took", wk.now().Sub(t0), "windows", len(pr.Through))
 	wk.progress = pr
 	wk.skipping = len(pr.Through) > 0
 	if wk.cfg.Window.Time == "event" && len(pr.Through) > 0 {
