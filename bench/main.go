@@ -151,7 +151,7 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 	}
 	b.Start()
 	defer b.Close()
-	base := time.Date(2026, 1, 1, 0, 0, 45, 0, time.UTC).UnixMilli() // a window boundary inside the backlog
+	base := time.Date(2026, 1, 1, 0, 0, 50, 0, time.UTC).UnixMilli() // the first window closes 15 s of event time in (watermark 5 s)
 	shape := backlogShape{Messages: n, Partitions: o.partitions, Devices: o.devices, Padded: padded, Producers: 4, Rate: o.rate, BaseMs: base}
 	info, err := loadBacklog(b, topicName, filepath.Join(cache, "bench"), shape, logf)
 	if err != nil {

@@ -61,12 +61,14 @@ type PulsarConfig struct {
 	SubscriptionType string `koanf:"subscription_type"`
 	// InitialPosition of a new subscription: "earliest" (default) or "latest".
 	InitialPosition string `koanf:"initial_position"`
-	// ReceiverQueueSize is the client's queue per partition consumer. Default 1000 (64
-	// partitions x 1000 is 64 ms at 1M msg/s; more only costs memory: bench/RESULTS.md).
+	// ReceiverQueueSize is the client's queue per partition consumer. Default 500 (64
+	// partitions x 500 is 32 ms at 1M msg/s; more only costs memory: bench/RESULTS.md).
 	ReceiverQueueSize int `koanf:"receiver_queue_size"`
-	// MessageChannelSize is the channel between a partition consumer and its worker. Default 1000.
+	// MessageChannelSize is the channel between a partition consumer and its worker. Default 500.
 	MessageChannelSize int `koanf:"message_channel_size"`
-	// ConnectionsPerBroker is the client's MaxConnectionsPerBroker. Default 1.
+	// ConnectionsPerBroker is the client's MaxConnectionsPerBroker. Default 8: the client
+	// parses every message on its connection's reader goroutine, so with all partitions on one
+	// broker (the reference topology) a single connection caps the rate (bench/RESULTS.md).
 	ConnectionsPerBroker int `koanf:"connections_per_broker"`
 	// OperationTimeout for lookups, subscribe and acks. Default 30s.
 	OperationTimeout time.Duration `koanf:"operation_timeout"`
@@ -211,9 +213,9 @@ func DefaultConfig() Config {
 			Subscription:         "pipelined",
 			SubscriptionType:     "failover",
 			InitialPosition:      "earliest",
-			ReceiverQueueSize:    1000,
-			MessageChannelSize:   1000,
-			ConnectionsPerBroker: 1,
+			ReceiverQueueSize:    500,
+			MessageChannelSize:   500,
+			ConnectionsPerBroker: 8,
 			OperationTimeout:     30 * time.Second,
 			ConnectionTimeout:    10 * time.Second,
 			AckInterval:          100 * time.Millisecond,
