@@ -280,10 +280,18 @@ func (p *Pipeline) Close() error {
 	return err
 }
 
-// progressReader reads partitions' progress over one shared connection (reads are rare: on
-// start and when a partition moves here).
+// progressConns is how many connections read partitions' progress: the reads come all at once
+// at start (one per partition), so they go a few at a time instead of one by one.
+const progressConns = 4
+
+// progressReader reads partitions' progress over a few shared connections (reads are rare: on
+// start and when a partition moves here); partition p always uses connection p%progressConns.
 type progressReader struct {
-	w  *Writer
+	w     *Writer
+	conns [progressConns]progressConn
+}
+
+type progressConn struct {
 	mu sync.Mutex
 	c  *ch.Client
 }
@@ -291,21 +299,22 @@ type progressReader struct {
 func (r *progressReader) Submit(ctx context.Context, b *block) error { return r.w.Submit(ctx, b) }
 
 func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	pc := &r.conns[p%progressConns]
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
 	var pr Progress
 	err := r.w.retry(ctx, "read progress", func() error {
-		if r.c == nil || r.c.IsClosed() {
+		if pc.c == nil || pc.c.IsClosed() {
 			c, err := r.w.dial(ctx)
 			if err != nil {
 				return err
 			}
-			r.c = c
+			pc.c = c
 		}
 		var err error
-		if pr, err = r.w.progress(ctx, r.c, p); err != nil {
-			r.c.Close()
-			r.c = nil
+		if pr, err = r.w.progress(ctx, pc.c, p); err != nil {
+			pc.c.Close()
+			pc.c = nil
 		}
 		return err
 	})
@@ -313,10 +322,13 @@ func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, err
 }
 
 func (r *progressReader) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.c != nil {
-		r.c.Close()
+	for i := range r.conns {
+		pc := &r.conns[i]
+		pc.mu.Lock()
+		if pc.c != nil {
+			pc.c.Close()
+		}
+		pc.mu.Unlock()
 	}
 }
 
