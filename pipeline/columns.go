@@ -3,6 +3,7 @@ package pipeline
 import (
 	"strings"
 
+	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/pipelined/pipelined/agg"
@@ -20,8 +21,18 @@ type aggColumns struct {
 	statuses    []proto.ColUInt64
 	through     proto.ColUInt128
 
+	insertInput
+}
+
+// insertInput is a table's columns as an INSERT sends them.
+type insertInput struct {
 	input proto.Input
 	names string // "(a, b, ...)" for the INSERT
+}
+
+// insert is the INSERT into table of what the columns hold.
+func (in *insertInput) insert(table string) ch.Query {
+	return ch.Query{Body: "INSERT INTO " + table + " " + in.names + " VALUES", Input: in.input}
 }
 
 func newAggColumns(spec agg.Spec, measures []string) *aggColumns {
@@ -111,8 +122,7 @@ type lateColumns struct {
 	status      proto.ColInt32
 	values      []proto.ColFloat64
 
-	input proto.Input
-	names string
+	insertInput
 }
 
 func newLateColumns(measures []string) *lateColumns {

@@ -304,12 +304,8 @@ func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, err
 	defer pc.mu.Unlock()
 	var pr Progress
 	err := r.w.retry(ctx, "read progress", func() error {
-		if pc.c == nil || pc.c.IsClosed() {
-			c, err := r.w.dial(ctx)
-			if err != nil {
-				return err
-			}
-			pc.c = c
+		if err := r.w.connect(ctx, &pc.c); err != nil {
+			return err
 		}
 		var err error
 		if pr, err = r.w.progress(ctx, pc.c, p); err != nil {

@@ -141,6 +141,16 @@ func (w *Writer) options() (ch.Options, error) {
 	return o, nil
 }
 
+// connect dials *c unless it is open.
+func (w *Writer) connect(ctx context.Context, c **ch.Client) error {
+	if *c != nil && !(*c).IsClosed() {
+		return nil
+	}
+	var err error
+	*c, err = w.dial(ctx)
+	return err
+}
+
 // dial connects, retrying with backoff until ctx ends.
 func (w *Writer) dial(ctx context.Context) (*ch.Client, error) {
 	return w.dialDB(ctx, w.cfg.Database)
@@ -379,15 +389,15 @@ func (w *Writer) run(ctx context.Context, in <-chan *block) {
 		batch, lateBatch = batch[:0], lateBatch[:0]
 		rows := 0
 		for {
-			if b.stale() {
+			switch {
+			case b.stale():
 				w.budget.release(b.rows())
 				w.log.Info("dropped a block of a partition this consumer no longer owns", "partition", b.partition)
-			} else if b.window != nil {
+			case b.window != nil:
 				batch = append(batch, b)
-			} else {
+				rows += b.rows()
+			default:
 				lateBatch = append(lateBatch, b)
-			}
-			if !b.stale() {
 				rows += b.rows()
 			}
 			if rows >= maxBatchRows {
@@ -400,33 +410,31 @@ func (w *Writer) run(ctx context.Context, in <-chan *block) {
 			}
 			break
 		}
-		if len(batch) > 0 {
-			cols.reset()
-			for _, b := range batch {
-				cols.fill(b)
-			}
-			q := ch.Query{Body: "INSERT INTO " + w.table() + " " + cols.names + " VALUES", Input: cols.input}
-			if !w.insert(ctx, &c, q, batch) {
-				return
-			}
-		}
-		if len(lateBatch) > 0 {
-			late.reset()
-			for _, b := range lateBatch {
-				late.fill(b)
-			}
-			q := ch.Query{Body: "INSERT INTO " + w.lateTable() + " " + late.names + " VALUES", Input: late.input}
-			if !w.insert(ctx, &c, q, lateBatch) {
-				return
-			}
+		if !w.insert(ctx, &c, w.table(), cols, batch) || !w.insert(ctx, &c, w.lateTable(), late, lateBatch) {
+			return
 		}
 	}
 }
 
-// insert writes blocks (already in q's columns) in one INSERT, retrying until it succeeds or
-// ctx ends, and marks them done. The deduplication token is derived from the blocks' own, so a
-// retry of an INSERT that did land is dropped by ClickHouse.
-func (w *Writer) insert(ctx context.Context, c **ch.Client, q ch.Query, blocks []*block) bool {
+// blockColumns are the columns of one table's INSERT: aggColumns or lateColumns.
+type blockColumns interface {
+	reset()
+	fill(b *block)
+	insert(table string) ch.Query // the INSERT of what fill added
+}
+
+// insert writes blocks into table in one INSERT through cols, retrying until it succeeds or
+// ctx ends, and marks them done; with no blocks it does nothing. The deduplication token is
+// derived from the blocks' own, so a retry of an INSERT that did land is dropped by ClickHouse.
+func (w *Writer) insert(ctx context.Context, c **ch.Client, table string, cols blockColumns, blocks []*block) bool {
+	if len(blocks) == 0 {
+		return true
+	}
+	cols.reset()
+	for _, b := range blocks {
+		cols.fill(b)
+	}
+	q := cols.insert(table)
 	rows := 0
 	h := sha256.New()
 	for _, b := range blocks {
@@ -437,11 +445,8 @@ func (w *Writer) insert(ctx context.Context, c **ch.Client, q ch.Query, blocks [
 	q.Settings = []ch.Setting{{Key: "insert_deduplication_token", Value: "pipelined-" + hex.EncodeToString(h.Sum(nil)), Important: true}}
 	t0 := time.Now()
 	err := w.retry(ctx, "insert", func() error {
-		if *c == nil || (*c).IsClosed() {
-			var err error
-			if *c, err = w.dial(ctx); err != nil {
-				return err
-			}
+		if err := w.connect(ctx, c); err != nil {
+			return err
 		}
 		if err := (*c).Do(ctx, q); err != nil {
 			(*c).Close() // the connection state is unknown after a failed insert

@@ -81,6 +81,13 @@ func (w *fakeWriter) Submit(_ context.Context, b *block) error {
 	return nil
 }
 
+// setHold makes later blocks stay unwritten (true) or be written at once (false).
+func (w *fakeWriter) setHold(hold bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hold = hold
+}
+
 func (w *fakeWriter) ReadProgress(context.Context, int) (Progress, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -228,9 +235,7 @@ func TestWorkerAcksOnlyWhatIsWritten(t *testing.T) {
 		if got := r.cons.lastAck(); got != (Position{Ledger: 1, Entry: 1}) {
 			t.Fatalf("after the block was written, acked %v, want 1:1:0", got)
 		}
-		r.w.mu.Lock()
-		r.w.hold = false
-		r.w.mu.Unlock()
+		r.w.setHold(false)
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -519,9 +524,7 @@ func TestWorkerBlocksGoStaleWhenThePartitionMoves(t *testing.T) {
 		if !b.stale() {
 			t.Fatal("block of the earlier ownership fresh again after the partition came back")
 		}
-		r.w.mu.Lock()
-		r.w.hold = false
-		r.w.mu.Unlock()
+		r.w.setHold(false)
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
