@@ -83,7 +83,7 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Fatal(err)
 		}
 		out := connectFrame()
-		out = appendFrame(out, &pb.BaseCommand{
+		out = pb.AppendFrame(out, &pb.BaseCommand{
 			Type: pb.BaseCommand_SUBSCRIBE.Enum(),
 			Subscribe: &pb.CommandSubscribe{
 				Topic: ptr("dispatch-partition-0"), Subscription: ptr(fmt.Sprintf("s%d", i)),
@@ -91,7 +91,7 @@ func BenchmarkDispatch(b *testing.B) {
 				InitialPosition: pb.CommandSubscribe_Earliest.Enum(),
 			},
 		})
-		out = appendFrame(out, &pb.BaseCommand{
+		out = pb.AppendFrame(out, &pb.BaseCommand{
 			Type: pb.BaseCommand_FLOW.Enum(),
 			Flow: &pb.CommandFlow{ConsumerId: ptr(uint64(1)), MessagePermits: ptr(uint32(total))},
 		})

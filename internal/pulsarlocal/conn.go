@@ -74,7 +74,7 @@ func (c *conn) unlockOut(out []byte) {
 
 // send queues one command frame.
 func (c *conn) send(cmd *pb.BaseCommand) {
-	c.unlockOut(appendFrame(c.lockOut(), cmd))
+	c.unlockOut(pb.AppendFrame(c.lockOut(), cmd))
 }
 
 func (c *conn) writeLoop() {

@@ -14,7 +14,7 @@ import (
 )
 
 func connectFrame() []byte {
-	return appendFrame(nil, &pb.BaseCommand{
+	return pb.AppendFrame(nil, &pb.BaseCommand{
 		Type:    pb.BaseCommand_CONNECT.Enum(),
 		Connect: &pb.CommandConnect{ClientVersion: ptr("test"), ProtocolVersion: ptr(int32(20))},
 	})
@@ -49,7 +49,7 @@ func TestGarbageClosesConnection(t *testing.T) {
 		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
 		{"bad-protobuf", []byte{0, 0, 0, 8, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff}},
 		{"command-size-past-frame", []byte{0, 0, 0, 5, 0, 0, 0, 9, 1}},
-		{"not-connect-first", appendFrame(nil, &pb.BaseCommand{Type: pb.BaseCommand_PING.Enum(), Ping: &pb.CommandPing{}})},
+		{"not-connect-first", pb.AppendFrame(nil, &pb.BaseCommand{Type: pb.BaseCommand_PING.Enum(), Ping: &pb.CommandPing{}})},
 		{"garbage-after-connect", append(connectFrame(), 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestUnsupportedCommand(t *testing.T) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
 	out := connectFrame()
-	out = appendFrame(out, &pb.BaseCommand{
+	out = pb.AppendFrame(out, &pb.BaseCommand{
 		Type:   pb.BaseCommand_NEW_TXN.Enum(),
 		NewTxn: &pb.CommandNewTxn{RequestId: ptr(uint64(42))},
 	})

@@ -81,18 +81,6 @@ func decodeFrame(body []byte) (*pb.BaseCommand, []byte, error) {
 	return cmd, payload, nil
 }
 
-// appendFrame appends cmd framed as a frame without payload.
-func appendFrame(dst []byte, cmd *pb.BaseCommand) []byte {
-	size := proto.Size(cmd)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(size+4))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(size))
-	dst, err := proto.MarshalOptions{}.MarshalAppend(dst, cmd)
-	if err != nil {
-		panic(fmt.Sprintf("marshal %v: %v", cmd.GetType(), err)) // our own commands always marshal
-	}
-	return dst
-}
-
 // appendPayloadFrame appends cmd followed by an already checksummed
 // headers-and-payload part (as stored for an entry).
 func appendPayloadFrame(dst []byte, cmd *pb.BaseCommand, headersAndPayload []byte) []byte {

@@ -13,7 +13,7 @@ func FuzzReadFrame(f *testing.F) {
 	bb := &batchBuilder{hash: make([]int, 1<<16)}
 	entry := bb.build([]Message{{Key: "k", Payload: []byte("hello hello hello hello")}}, 1)
 	f.Add(connectFrame())
-	f.Add(appendFrame(nil, &pb.BaseCommand{Type: pb.BaseCommand_PING.Enum(), Ping: &pb.CommandPing{}}))
+	f.Add(pb.AppendFrame(nil, &pb.BaseCommand{Type: pb.BaseCommand_PING.Enum(), Ping: &pb.CommandPing{}}))
 	f.Add(appendMessageFrame(nil, 7, 42, 3, entry))
 	f.Add(appendPayloadFrame(nil, &pb.BaseCommand{
 		Type: pb.BaseCommand_SEND.Enum(),

@@ -271,7 +271,7 @@ func (c *conn) getSchema(ctx context.Context, topic string) (*pb.Schema, error) 
 }
 
 func (c *conn) write(ctx context.Context, cmd *pb.BaseCommand) error {
-	c.out = appendFrame(c.out[:0], cmd)
+	c.out = pb.AppendFrame(c.out[:0], cmd)
 	if _, err := c.nc.Write(c.out); err != nil {
 		return fmt.Errorf("send %v to %s: %w", cmd.GetType(), c.ep, ctxErr(ctx, err))
 	}

@@ -108,7 +108,7 @@ func (f *fake) received(typ pb.BaseCommand_Type) []*pb.BaseCommand {
 }
 
 func (c *fakeConn) send(cmd *pb.BaseCommand) {
-	if _, err := c.nc.Write(appendFrame(nil, cmd)); err != nil {
+	if _, err := c.nc.Write(pb.AppendFrame(nil, cmd)); err != nil {
 		c.f.t.Logf("fake %s: send %v: %v", c.f.url, cmd.GetType(), err)
 	}
 }

@@ -59,16 +59,3 @@ func readFrame(r io.Reader, buf []byte, maxFrame int) (*pb.BaseCommand, []byte, 
 	}
 	return cmd, buf, nil
 }
-
-// appendFrame appends cmd as a frame without payload.
-func appendFrame(dst []byte, cmd *pb.BaseCommand) []byte {
-	size := proto.Size(cmd)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(size+4))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(size))
-	dst, err := proto.MarshalOptions{}.MarshalAppend(dst, cmd)
-	if err != nil {
-		// Every command we build has its required fields; one that does not is a bug.
-		panic(fmt.Sprintf("marshal %v: %v", cmd.GetType(), err))
-	}
-	return dst
-}

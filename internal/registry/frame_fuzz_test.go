@@ -30,7 +30,7 @@ func seedFrames() [][]byte {
 	}
 	var frames [][]byte
 	for _, c := range cmds {
-		frames = append(frames, appendFrame(nil, c))
+		frames = append(frames, pb.AppendFrame(nil, c))
 	}
 	return frames
 }
@@ -53,7 +53,7 @@ func FuzzReadFrame(f *testing.F) {
 		if consumed := len(data) - r.Len(); consumed != 4+int(total) || total > limit {
 			t.Fatalf("consumed %d bytes of a frame of %d (limit %d)", consumed, total, limit)
 		}
-		again, _, err := readFrame(bytes.NewReader(appendFrame(nil, cmd)), nil, limit+16)
+		again, _, err := readFrame(bytes.NewReader(pb.AppendFrame(nil, cmd)), nil, limit+16)
 		if err != nil {
 			t.Fatalf("re-encoded %v: %v", cmd, err)
 		}
