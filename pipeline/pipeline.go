@@ -328,8 +328,8 @@ func (r *progressReader) close() {
 	}
 }
 
-// dlqPublisher sends undecodable messages to the dead-letter topic with their original bytes,
-// key and properties, plus the reason, waiting for the broker's receipt before returning.
+// dlqPublisher sends messages that cannot be aggregated to the dead-letter topic with their
+// original bytes, key and properties, plus the reason, waiting for the broker's receipt.
 type dlqPublisher struct {
 	prod  pulsar.Producer
 	topic string

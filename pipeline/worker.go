@@ -96,7 +96,7 @@ type blockWriter interface {
 	ReadProgress(ctx context.Context, p int) (Progress, error)
 }
 
-// deadLetter publishes a message that cannot be decoded, returning once it is durable.
+// deadLetter publishes a message that cannot be aggregated, returning once it is durable.
 type deadLetter interface {
 	Publish(ctx context.Context, p int, msg pulsar.Message, reason string, cause error) error
 }
