@@ -16,7 +16,7 @@ func randomReadings(rng *rand.Rand, n, devices int, from, span, disorder int64) 
 		r := Reading{
 			Key:    int64(rng.IntN(devices)) * 7919, // spread out, not 0..n
 			TimeMs: from + int64(i)*span/int64(n) - rng.Int64N(disorder+1),
-			Status: int32(rng.IntN(5)) - 1, // -1..3; the specs list some of them
+			Status: statusValues[rng.IntN(len(statusValues))],
 		}
 		for m := range r.Values {
 			if rng.IntN(20) == 0 {
@@ -30,16 +30,23 @@ func randomReadings(rng *rand.Rand, n, devices int, from, span, disorder int64) 
 	return rs
 }
 
+// statusValues are the readings' statuses; the specs list some of them. 33, -31 and 65 fall
+// on the same entry of a window's status table as 1.
+var statusValues = []int32{-1, 0, 1, 2, 3, 33, -31, 65}
+
 // cell is one device in one window.
 type cell struct{ start, key int64 }
 
 func TestStreamProperty(t *testing.T) {
 	spec := Spec{Measures: 3, Statuses: []int32{0, 2, -1}}
+	// Statuses that share a table entry, so the window looks them up one by one.
+	shared := Spec{Measures: 4, Statuses: []int32{1, -31, 2, 33}}
 	configs := []StreamConfig{
 		{Spec: spec, SizeMs: 60_000, DelayMs: 5_000, LatenessMs: 2_000},
 		{Spec: spec, SizeMs: 60_000},
 		{Spec: spec, SizeMs: 60_000, DelayMs: 0, LatenessMs: 15_000},
 		{Spec: spec, SizeMs: 10_000, DelayMs: 3_000, LatenessMs: 1_000, SizeHint: 4},
+		{Spec: shared, SizeMs: 60_000, DelayMs: 5_000, LatenessMs: 2_000},
 	}
 	for ci, cfg := range configs {
 		for seed := range uint64(4) {
@@ -56,9 +63,10 @@ func TestStreamProperty(t *testing.T) {
 	}
 }
 
-// checkStream feeds rs to s as the pipeline would (pop after every reading, release after
-// writing; with detach, now and then flush an open window early) and checks the result
-// against a naive map-based computation over the readings that were not late.
+// checkStream feeds rs to s as the pipeline would (Prefetch now and then for the readings
+// ahead, pop after every reading, release after writing; with detach, now and then flush an
+// open window early) and checks the result against a naive map-based computation over the
+// readings that were not late.
 func checkStream(t *testing.T, s *Stream, rs []Reading, rng *rand.Rand, detach bool) {
 	t.Helper()
 	cfg := s.Config()
@@ -94,6 +102,9 @@ func checkStream(t *testing.T, s *Stream, rs []Reading, rng *rand.Rand, detach b
 	}
 
 	for i := range rs {
+		if rng.IntN(50) == 0 {
+			s.Prefetch(rs[i:min(len(rs), i+rng.IntN(300))])
+		}
 		r := rs[i]
 		start := r.TimeMs - ((r.TimeMs%cfg.SizeMs)+cfg.SizeMs)%cfg.SizeMs
 		wantLate := maxT != math.MinInt64 && start+cfg.SizeMs+cfg.LatenessMs <= maxT-cfg.DelayMs

@@ -82,11 +82,14 @@ func FuzzDecodeAndAggregate(f *testing.F) {
 	valid := func(dev int16, dt int16) []byte {
 		return []byte{2, byte(dev), byte(dev >> 8), byte(dt), byte(dt >> 8)}
 	}
-	f.Add(uint8(0), append(valid(1, 0), valid(2, 100)...))
-	f.Add(uint8(9), append(append(valid(1, 0), valid(1, 30)...), 3, 200, 0, 5, 1, 2, 3, 4, 5))
-	f.Add(uint8(4), append(valid(3, -500), 3, 255, 2, 7, 0, 0, 0))
-	f.Add(uint8(0x32), []byte{2, 1, 0, 0, 0, 0x82, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x40})
-	f.Add(uint8(0xff), []byte{0, 0, 1, 40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	// The first byte of data sets the batch size, 1 + 2*byte: how many messages the worker
+	// takes from its channel at once (more than prefetchBatch is handled in parts; a clock tick
+	// ends a batch early).
+	f.Add(uint8(0), append([]byte{0}, append(valid(1, 0), valid(2, 100)...)...))
+	f.Add(uint8(9), append([]byte{1}, append(append(valid(1, 0), valid(1, 30)...), 3, 200, 0, 5, 1, 2, 3, 4, 5)...))
+	f.Add(uint8(4), append([]byte{255}, append(valid(3, -500), 3, 255, 2, 7, 0, 0, 0)...))
+	f.Add(uint8(0x32), []byte{2, 2, 1, 0, 0, 0, 0x82, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x40})
+	f.Add(uint8(0xff), []byte{0, 0, 0, 1, 40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 
 	f.Fuzz(func(t *testing.T, mode uint8, data []byte) {
 		cfg := DefaultConfig()
@@ -123,7 +126,15 @@ func FuzzDecodeAndAggregate(f *testing.F) {
 			handled int
 			last    Position
 			base    = clock - 10*60_000
+			batch   []pulsar.Message
+			size    = 1 + 2*int(in.byte())
 		)
+		flush := func() {
+			if err := wk.handleBatch(ctx, batch, clock); err != nil {
+				t.Fatalf("handle messages %d..%d: %v", handled-len(batch)+1, handled, err)
+			}
+			batch = batch[:0]
+		}
 		for len(in) > 0 && handled < 2000 {
 			op := in.byte()
 			var payload []byte
@@ -144,6 +155,7 @@ func FuzzDecodeAndAggregate(f *testing.F) {
 				}
 				payload = encode(t, s)
 			case 3: // time passes; the worker's timer fires
+				flush()
 				clock += int64(in.byte()) * 100
 				if err := wk.tick(ctx); err != nil {
 					t.Fatalf("tick: %v", err)
@@ -154,10 +166,11 @@ func FuzzDecodeAndAggregate(f *testing.F) {
 			id := pulsar.NewMessageID(1, int64(handled), -1, 0)
 			last = positionOf(id)
 			clock += int64(op >> 4)
-			if err := wk.handle(ctx, &fakeMsg{id: id, payload: payload}, clock); err != nil {
-				t.Fatalf("handle message %d: %v", handled, err)
+			if batch = append(batch, &fakeMsg{id: id, payload: payload}); len(batch) == size {
+				flush()
 			}
 		}
+		flush()
 		if err := wk.drain(ctx); err != nil {
 			t.Fatalf("drain: %v", err)
 		}
