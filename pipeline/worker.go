@@ -91,10 +91,10 @@ type worker struct {
 	lastMsg  time.Time
 	bytes    int
 
-	// The batch being handled: messages taken from the channel, decoded ahead of aggregation.
-	msgs    []pulsar.Message
-	rs      []agg.Reading
-	decoded []bool
+	// The batch being handled: messages taken from the channel, read ahead of aggregation.
+	msgs  []pulsar.Message
+	ahead []ahead
+	rs    []agg.Reading
 
 	reportedWindows, reportedKeys int64
 }
@@ -117,9 +117,9 @@ func newWorker(p int, cfg *Config, src source, dec *avrodec.Decoder, w blockWrit
 		log: log.With("partition", p),
 		now: time.Now,
 
-		msgs:    make([]pulsar.Message, 0, prefetchBatch),
-		rs:      make([]agg.Reading, prefetchBatch),
-		decoded: make([]bool, prefetchBatch),
+		msgs:  make([]pulsar.Message, 0, prefetchBatch),
+		ahead: make([]ahead, prefetchBatch),
+		rs:    make([]agg.Reading, prefetchBatch),
 	}
 	wk.activeSig.Store(true)
 	wk.active = true // until the client says otherwise (Exclusive never does)
@@ -248,29 +248,47 @@ func (wk *worker) stopped(ctx, stopCtx context.Context, err error) error {
 	return err
 }
 
-// handleBatch is the hot path: it decodes msgs prefetchBatch at a time, prefetches the window
-// rows the readings go to, then handles the messages one by one, in order. Decoding is pure, so
-// doing it ahead changes nothing but where the cache misses fall.
+// ahead is what handleBatch reads of a message before handling it.
+type ahead struct {
+	id      pulsar.MessageID
+	pos     Position
+	decoded bool // the reading is decoded; false: the payload is not a valid record
+}
+
+// handleBatch is the hot path. It reads msgs ahead, prefetchBatch at a time: their IDs and
+// positions, then their payloads, decoded; it prefetches the window rows the readings go to;
+// then it handles the messages one by one, in order. Each pass touches one kind of memory
+// the client or the window wrote long before (message objects, IDs, payloads, rows), for every
+// message of the batch, so the cache misses overlap instead of coming one after another.
+// Reading ahead is pure, so it changes nothing but where the misses fall.
 func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs int64) error {
 	for len(msgs) > 0 {
 		n := min(len(msgs), prefetchBatch)
-		rs := wk.rs[:n]
+		rs, ah := wk.rs[:n], wk.ahead[:n]
 		for k, msg := range msgs[:n] {
-			wk.decoded[k] = wk.dec.Decode(msg.Payload(), &rs[k]) == nil
+			ah[k].id = msg.ID()
+		}
+		for k := range ah {
+			ah[k].pos = positionOf(ah[k].id)
+		}
+		for k, msg := range msgs[:n] {
+			ah[k].decoded = wk.dec.Decode(msg.Payload(), &rs[k]) == nil
 		}
 		wk.stream.Prefetch(rs)
 		for k, msg := range msgs[:n] {
-			if err := wk.handle(ctx, msg, &rs[k], wk.decoded[k], nowMs); err != nil {
+			if err := wk.handle(ctx, msg, &ah[k], &rs[k], nowMs); err != nil {
+				clear(ah)
 				return err
 			}
 		}
+		clear(ah)
 		msgs = msgs[n:]
 	}
 	return nil
 }
 
-// handle takes one message: r is its payload decoded, if decoded is true.
-func (wk *worker) handle(ctx context.Context, msg pulsar.Message, r *agg.Reading, decoded bool, nowMs int64) error {
+// handle takes one message, read ahead into a and r.
+func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, r *agg.Reading, nowMs int64) error {
 	if e := wk.epoch.Load(); e != wk.seenEpoch {
 		if err := wk.changeEpoch(ctx, e, true); err != nil {
 			return err
@@ -279,8 +297,7 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, r *agg.Reading
 	if !wk.active {
 		return nil // another consumer owns the partition now; it gets this message too
 	}
-	id := msg.ID()
-	pos := positionOf(id)
+	id, pos := a.id, a.pos
 	if wk.last.id != nil && !wk.last.pos.Less(pos) {
 		// The broker went back (a reconnect, an active-consumer change): it sends again what it
 		// has not seen acknowledged. What we hold may be ahead of or apart from that stream (a
@@ -293,7 +310,7 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, r *agg.Reading
 	payload := msg.Payload()
 	wk.pm.received.Inc()
 	wk.bytes += len(payload)
-	if !decoded {
+	if !a.decoded {
 		err := wk.dec.Decode(payload, r) // again, for the error: the decoder reuses it
 		if err == nil {
 			panic("pipeline: a payload that failed to decode decoded the second time")

@@ -366,6 +366,54 @@ func TestWorkerDeadLetters(t *testing.T) {
 	})
 }
 
+// A backlog queued before the worker starts is taken up to drainBatch messages at a time and
+// handled prefetchBatch at a time (read ahead, then aggregated in order): every reading lands in
+// its window once, the bad payloads among them are dead-lettered in order, and when the channel
+// closes mid-batch the worker handles what it took, writes its windows and acknowledges all.
+func TestWorkerTakesQueuedMessagesInBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.ch = make(chan pulsar.ConsumerMessage, 3*drainBatch)
+		r.wk.src.ch = r.ch
+		base := 100 * minute
+		const n = 2*drainBatch + prefetchBatch + 7
+		want := map[int64]uint32{}
+		var bad []string
+		var last Position
+		for i := range n {
+			if i%333 == 100 { // an overlong varint
+				last = r.send([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+				bad = append(bad, "malformed")
+				continue
+			}
+			ts := base + int64(i)*3*minute/n // three windows' worth, in order
+			last = r.reading(int32(i%97), ts)
+			want[ts-ts%minute]++
+		}
+		close(r.ch)
+		done := make(chan error, 1)
+		go func() { done <- r.wk.run(t.Context(), t.Context()) }()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		rows, _ := r.w.written()
+		if len(rows) != len(want) {
+			t.Fatalf("readings per window: got %v, want %v", rows, want)
+		}
+		for start, c := range want {
+			if rows[start] != c {
+				t.Fatalf("readings per window: got %v, want %v", rows, want)
+			}
+		}
+		if fmt.Sprint(r.dlq.reasons) != fmt.Sprint(bad) {
+			t.Fatalf("dead-lettered %v, want %v", r.dlq.reasons, bad)
+		}
+		if got := r.cons.lastAck(); got != last {
+			t.Fatalf("acked through %v, want the last message %v", got, last)
+		}
+	})
+}
+
 // A reading stamped far ahead of the clock goes to the dead-letter topic instead of moving the
 // watermark; with window.max_future 0 it is aggregated and the readings after it are late.
 func TestWorkerFutureTimeDeadLetters(t *testing.T) {
