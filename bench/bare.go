@@ -134,6 +134,8 @@ loop:
 }
 
 // consume takes every message of one partition and acknowledges cumulatively every interval.
+// Like pipelined's worker, it takes what the channel holds (up to 1,024 messages) before it
+// selects again, so the ceiling is the client's, not a select per message.
 func consume(c pulsar.Consumer, ch <-chan pulsar.ConsumerMessage, every time.Duration, received *atomic.Int64, stop <-chan struct{}) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -142,10 +144,21 @@ func consume(c pulsar.Consumer, ch <-chan pulsar.ConsumerMessage, every time.Dur
 	for {
 		select {
 		case cm := <-ch:
-			last = cm.Message.ID()
-			n++
-			if n&255 == 0 {
-				received.Add(256)
+		drain:
+			for taken := 1; ; taken++ {
+				last = cm.Message.ID()
+				n++
+				if n&255 == 0 {
+					received.Add(256)
+				}
+				if taken == 1024 {
+					break
+				}
+				select {
+				case cm = <-ch:
+				default:
+					break drain
+				}
 			}
 		case <-tick.C:
 			received.Add(n & 255)
