@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -72,7 +73,7 @@ func run() error {
 	flag.StringVar(&o.pipelined, "pipelined", "", "the pipelined binary (required)")
 	flag.Int64Var(&o.messages, "n", 20_000_000, "messages in the 41-byte backlog")
 	flag.Int64Var(&o.padded, "padded-n", 20_000_000, "messages in the ~300-byte backlog; 0 skips it")
-	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each drains the backlog with both clients")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each drains the backlog with both clients")
 	flag.IntVar(&o.devices, "devices", 100_000, "devices")
 	flag.IntVar(&o.partitions, "partitions", 64, "topic partitions")
 	flag.Int64Var(&o.rate, "rate", 1_000_000, "messages per second of event time when the backlog was produced (4 producers)")
@@ -179,6 +180,7 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 			var res drainResult
 			var err error
 			t0 := time.Now()
+			h0, _ := procStat(os.Getpid())
 			if client == "bare" {
 				stop := startProfile(o.brokerProf, logf)
 				res, err = runBareDrain(ctx, d, bc, env)
@@ -188,6 +190,9 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 			}
 			if err != nil {
 				return out, fmt.Errorf("%s round %d (%s): %w", client, r, record, err)
+			}
+			if h1, err := procStat(os.Getpid()); err == nil {
+				res.Harness = h1 - h0
 			}
 			logf("%s %s round %d: %d msgs drained in %.2fs (received in %.2fs), %.0f msg/s, CPU %.1fs, RSS %d MiB, GC %.1f%%, %.2f allocs/msg (total %s)",
 				record, client, r, n, res.Drain.Seconds(), res.Receive.Seconds(), float64(n)/res.Drain.Seconds(), res.CPU, res.RSS>>20, 100*res.GCShare, res.Allocs, time.Since(t0).Round(time.Millisecond))
@@ -252,6 +257,16 @@ const (
 	endMarker   = "<!-- bench:end -->"
 )
 
+// median returns the middle of xs (the mean of the two middle ones for an even count).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
 // table renders the results as Markdown.
 func table(o options, rs []drainResult, started time.Time, load0 string) string {
 	var sb strings.Builder
@@ -265,6 +280,8 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 	sb.WriteString("| record | client | round | messages | drain s | msg/s | msg/s per CPU-s | MB/s | allocs/msg | peak RSS MiB | GC share | close→visible p99 | pipelined / bare |\n")
 	sb.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	bare := map[string]float64{}
+	ratios := map[string][]float64{} // by record
+	var records []string
 	for _, r := range rs {
 		rate := float64(r.Messages) / r.Drain.Seconds()
 		ratio := "-"
@@ -273,6 +290,10 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 			bare[key] = rate
 		} else if b := bare[key]; b > 0 {
 			ratio = fmt.Sprintf("%.2f", rate/b)
+			if ratios[r.Record] == nil {
+				records = append(records, r.Record)
+			}
+			ratios[r.Record] = append(ratios[r.Record], rate/b)
 		}
 		p99 := "-"
 		if !math.IsNaN(r.P99) {
@@ -282,10 +303,25 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 			r.Record, r.Client, r.Round, r.Messages, r.Drain.Seconds(), rate, float64(r.Messages)/r.CPU,
 			float64(r.Bytes)/r.Drain.Seconds()/1e6, r.Allocs, r.RSS>>20, 100*r.GCShare, p99, ratio)
 	}
+	if len(records) > 0 {
+		sb.WriteString("\nMedian pipelined / bare over the rounds (the host is shared, so single rounds scatter):")
+		for i, rec := range records {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			fmt.Fprintf(&sb, "%s %s **%.2f**", sep, rec, median(ratios[rec]))
+		}
+		sb.WriteString(".\n")
+	}
 	sb.WriteString("\nDrain: first subscribe to the last partition's backlog at zero (broker-side). Each client is sent SIGTERM once it has received every message: the bare client acknowledges what it took and exits; pipelined, which acknowledges only what is in ClickHouse, writes its open windows (graceful stop) and acknowledges them, so its drain includes the last ClickHouse insert. close→visible p99 is read from pipelined's /metrics before the stop (windows closed by the watermark only). MB/s counts Avro payload bytes. CPU (from the first subscribe) and peak RSS (VmHWM, sampled every 20 ms until exit) are the client process's only (the broker and ClickHouse run in the harness process). Allocations per message are the process's total heap allocations divided by the messages.\n")
+	sb.WriteString("The harness process (the broker, and for pipelined also ClickHouse) shares the two CPUs; its CPU seconds over each drain follow.\n")
 	for _, r := range rs {
+		if r.Client == "bare" {
+			fmt.Fprintf(&sb, "- %s bare round %d: harness CPU %.1fs.\n", r.Record, r.Round, r.Harness)
+		}
 		if r.Client == "pipelined" {
-			fmt.Fprintf(&sb, "- %s pipelined round %d: every message received after %.2fs, %0.f late.\n", r.Record, r.Round, r.Receive.Seconds(), r.Late)
+			fmt.Fprintf(&sb, "- %s pipelined round %d: every message received after %.2fs, %0.f late; harness CPU %.1fs.\n", r.Record, r.Round, r.Receive.Seconds(), r.Late, r.Harness)
 		}
 	}
 	return sb.String()

@@ -38,6 +38,7 @@ type drainResult struct {
 	Allocs   float64       // heap allocations per message (process total / messages)
 	P99      float64       // pipelined: window close -> rows visible p99, seconds; NaN for bare
 	Late     float64       // pipelined: late messages
+	Harness  float64       // this process's CPU seconds over the drain: the broker, and ClickHouse for pipelined
 }
 
 // drainSpec says how to run one drain.
