@@ -86,8 +86,8 @@ type PulsarConfig struct {
 	// TLSAllowInsecure accepts any server certificate. Default false.
 	TLSAllowInsecure bool `koanf:"tls_allow_insecure"`
 	// DeadLetterTopic receives messages that cannot be aggregated (undecodable, or stamped
-	// beyond window.max_future), with the original bytes and the reason as a property. Default "<topic>-dlq"; "-" disables it (bad messages are counted
-	// and acknowledged).
+	// beyond window.max_future), with the original bytes and the reason as a property. Default
+	// "<topic>-dlq"; "-" disables it (bad messages are counted and acknowledged).
 	DeadLetterTopic string `koanf:"dead_letter_topic"`
 	// AckInterval is how often each partition acknowledges what is durable. Default 100ms.
 	AckInterval time.Duration `koanf:"ack_interval"`

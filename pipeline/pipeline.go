@@ -98,8 +98,7 @@ func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 // messages, writes every open window as partial rows, acknowledges what is written and returns.
 func (p *Pipeline) Run(ctx context.Context) error {
 	stopCtx, cancelStopCause := context.WithCancelCause(context.WithoutCancel(ctx))
-	cancelStop := func() { cancelStopCause(nil) }
-	defer cancelStop()
+	defer cancelStopCause(nil)
 	context.AfterFunc(ctx, func() {
 		t := time.AfterFunc(p.cfg.ShutdownTimeout, func() { cancelStopCause(ErrShutdownTimeout) })
 		context.AfterFunc(stopCtx, func() { t.Stop() })

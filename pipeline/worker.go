@@ -21,9 +21,10 @@ const lateBatchRows = 10000
 // drainBatch bounds how many messages a worker takes without looking at its timer and context.
 const drainBatch = 1024
 
-// prefetchBatch is how many queued messages a worker decodes before aggregating them, so that
-// the cache misses on their window rows overlap (agg.Stream.Prefetch). 256 readings are 22 KiB,
-// and their rows 64 KiB: they stay in the core's caches until they are added.
+// prefetchBatch is how many queued messages a worker reads ahead (IDs, payloads, decoded
+// readings, window rows) before aggregating them, so that their cache misses overlap
+// (worker.handleBatch). 256 readings are 22 KiB and their rows 32 KiB: they stay in the core's
+// caches until they are added.
 const prefetchBatch = 256
 
 // mark is a message a partition may acknowledge up to: the message just before something that
@@ -203,20 +204,23 @@ func (wk *worker) run(ctx, stopCtx context.Context) error {
 	for {
 		select {
 		case cm, ok := <-wk.src.ch:
+			if !ok {
+				return wk.drain(stopCtx)
+			}
 			nowMs := wk.now().UnixMilli()
 			// Take what is queued, up to drainBatch, without going back to the timer and
 			// context, and handle it prefetchBatch messages at a time.
-			for taken := 1; ok; taken++ {
+			for taken := 1; ; taken++ {
 				wk.msgs = append(wk.msgs, cm.Message)
-				more := taken < drainBatch
-				if more {
+				more := false
+				if taken < drainBatch {
 					select {
 					case cm, ok = <-wk.src.ch:
+						more = ok
 					default:
-						more = false
 					}
 				}
-				if len(wk.msgs) == prefetchBatch || !more || !ok {
+				if len(wk.msgs) == prefetchBatch || !more {
 					err := wk.handleBatch(ctx, wk.msgs, nowMs)
 					clear(wk.msgs)
 					wk.msgs = wk.msgs[:0]
@@ -340,13 +344,13 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, r *a
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
-		return wk.deadLetter(ctx, msg, pos, reason, err)
+		return wk.deadLetter(ctx, msg, a, reason, err)
 	}
 	at := r.TimeMs
 	if wk.cfg.Window.Time == "processing" {
 		at = nowMs
 	} else if mf := wk.cfg.Window.MaxFuture; mf > 0 && at > nowMs+mf.Milliseconds() {
-		return wk.deadLetter(ctx, msg, pos, ReasonFutureTime, futureError(at, nowMs, mf))
+		return wk.deadLetter(ctx, msg, a, ReasonFutureTime, futureError(at, nowMs, mf))
 	}
 	if wk.skipping && wk.written(pos, at) {
 		wk.m.skipped.Inc()
@@ -401,13 +405,13 @@ func futureError(at, nowMs int64, maxFuture time.Duration) error {
 
 // deadLetter sends a message that cannot be aggregated to the dead-letter topic, counted by
 // reason; it is acknowledged with the messages around it.
-func (wk *worker) deadLetter(ctx context.Context, msg pulsar.Message, pos Position, reason string, cause error) error {
+func (wk *worker) deadLetter(ctx context.Context, msg pulsar.Message, a *ahead, reason string, cause error) error {
 	wk.m.decodeError(reason)
 	if err := wk.dlq.Publish(ctx, wk.p, msg, reason, cause); err != nil {
 		return err
 	}
 	wk.seq++
-	wk.last = mark{pos, msg.ID(), wk.seq, 0}
+	wk.last = mark{a.pos, a.id, wk.seq, 0}
 	return nil
 }
 

@@ -414,6 +414,57 @@ func TestWorkerTakesQueuedMessagesInBatches(t *testing.T) {
 	})
 }
 
+// The worker's hot path (handleBatch: read ahead, decode, prefetch, aggregate, bookkeeping)
+// allocates nothing once its window has grown.
+func TestHandleBatchDoesNotAllocate(t *testing.T) {
+	r := newRig(t, nil)
+	if err := r.wk.activate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const runs, devices = 10, 1000
+	base := 100 * minute
+	batches := make([][]pulsar.Message, runs+2) // AllocsPerRun runs once more to warm up
+	for b := range batches {
+		for k := range prefetchBatch {
+			i := b*prefetchBatch + k
+			payload := encode(t, loadgen.Sample{SensorID: int32(i % devices), Status: 1, Timestamp: base + int64(i)})
+			batches[b] = append(batches[b], &fakeMsg{id: pulsar.NewMessageID(1, int64(i+1), -1, 0), payload: payload})
+		}
+	}
+	ctx := t.Context()
+	nowMs := base + minute
+	if err := r.wk.handleBatch(ctx, batches[0], nowMs); err != nil { // opens the window
+		t.Fatal(err)
+	}
+	next := 1
+	allocs := testing.AllocsPerRun(runs, func() {
+		if err := r.wk.handleBatch(ctx, batches[next], nowMs); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	})
+	if allocs != 0 {
+		t.Fatalf("allocations per batch of %d messages: got %v, want 0", prefetchBatch, allocs)
+	}
+	if got := r.wk.stream.Keys(); got != devices {
+		t.Fatalf("devices in the open window: got %d, want %d", got, devices)
+	}
+}
+
+// A channel that closes with nothing queued (the consumer closed) ends the worker cleanly.
+func TestWorkerStopsWhenItsChannelCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		close(r.ch)
+		if err := r.wk.run(t.Context(), t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if rows, _ := r.w.written(); len(rows) != 0 {
+			t.Fatalf("written %v from an empty channel", rows)
+		}
+	})
+}
+
 // A reading stamped far ahead of the clock goes to the dead-letter topic instead of moving the
 // watermark; with window.max_future 0 it is aggregated and the readings after it are late.
 func TestWorkerFutureTimeDeadLetters(t *testing.T) {

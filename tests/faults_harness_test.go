@@ -111,9 +111,6 @@ func sweepBinaryDirs() {
 
 // ---- configuration
 
-// faultConfig is pipelined's configuration for the fault tests: the harness's (generous
-// watermark delay) plus an idle flush, so that a partition that has received everything writes
-// its last windows and acknowledges them, and the broker's backlog reaching zero means done.
 // startFaultServices is the start of every fault test: the pipelined binary built, the local
 // services up with the reference's partitions, and the fault tests' configuration for them.
 func startFaultServices(t *testing.T) (*services, pipeline.Config) {
@@ -123,12 +120,16 @@ func startFaultServices(t *testing.T) (*services, pipeline.Config) {
 	return s, s.faultConfig()
 }
 
+// faultConfig is pipelined's configuration for the fault tests: the harness's (generous
+// watermark delay) plus an idle flush, so that a partition that has received everything writes
+// its last windows and acknowledges them, and the broker's backlog reaching zero means done.
 func (s *services) faultConfig() pipeline.Config {
 	cfg := s.config()
 	cfg.Window.IdleFlush = 2 * time.Second
-	// The fault tests produce about 20 minutes of event time in a few seconds (400x): a producer
-	// goroutine starved for a quarter second on this 2-core machine is 100 s of event-time
-	// disorder, which a production watermark delay rightly calls late. Tolerate 5 minutes.
+	// The fault tests produce event time up to maxCompression (100x) faster than the wall
+	// clock: a producer goroutine starved for a second on this 2-core machine is 100 s of
+	// event-time disorder, which a production watermark delay rightly calls late. Tolerate 5
+	// minutes.
 	cfg.Window.WatermarkDelay = 5 * time.Minute
 	cfg.ClickHouse.RetryMaxBackoff = time.Second
 	cfg.Log.Level = "info"
