@@ -48,7 +48,7 @@ check-deploy: build
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s
-FUZZ_TARGETS = ./internal/avrodec:FuzzDecode ./pipeline:FuzzLoadConfig ./pipeline:FuzzDecodeAndAggregate \
+FUZZ_TARGETS = ./internal/avrodec:FuzzDecode ./internal/avrodec:FuzzDecodeVarints ./pipeline:FuzzLoadConfig ./pipeline:FuzzDecodeAndAggregate \
 	./internal/registry:FuzzReadFrame ./internal/pulsarlocal:FuzzReadFrame \
 	./internal/chlocal:FuzzDecode ./internal/chlocal:FuzzServe
 fuzz: chdb

@@ -29,6 +29,8 @@ type Decoder struct {
 	names     []string // writer field name of each step, for errors
 	measures  int
 	maxBytes  int
+	fastMin   int // the payloads the fast plan may decode are fastMin to fastMin+fastSpan bytes long
+	fastSpan  uint
 	err       Error
 	stepIndex int // the step being decoded, for errors
 }
@@ -45,7 +47,9 @@ func New(schema avro.Schema, f Fields, maxBytes int) (*Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Decoder{fast: fastPlan(steps), steps: steps, names: names, measures: len(f.Measures), maxBytes: maxBytes}, nil
+	d := &Decoder{fast: fastPlan(steps), steps: steps, names: names, measures: len(f.Measures), maxBytes: maxBytes}
+	d.fastMin, d.fastSpan = fastLens(d.fast, maxBytes)
+	return d, nil
 }
 
 // decodeCareful is Decode done one field at a time with every check spelled out: the reference
@@ -156,8 +160,12 @@ func (d *Decoder) fail(reason, detail string, b []byte, off int, v int64) *Error
 	if reason != ReasonEmpty && reason != ReasonOversized && d.stepIndex >= 0 && d.stepIndex < len(d.names) {
 		field = d.names[d.stepIndex]
 	}
-	d.err = Error{Reason: reason, Detail: detail, Field: field, Offset: off, Len: len(b), Value: v}
-	return &d.err
+	// Field by field: a composite literal is built on the stack and copied, and the copy's wide
+	// loads stall on the narrow stores just made.
+	e := &d.err
+	e.Reason, e.Detail, e.Field = reason, detail, field
+	e.Offset, e.Len, e.Value = off, len(b), v
+	return e
 }
 
 // readInt reads a zig-zag varint int at b[i:] for step k.

@@ -10,29 +10,42 @@ import (
 
 // Operations of the fast plan: the common steps, with runs of doubles and of strings fused.
 const (
-	fKey32 uint8 = iota
-	fKey64
-	fTime32
-	fTime64
-	fStatus32
-	fStatus64
-	fDoubles  // n doubles into measures idx..idx+n-1
-	fNullable // union of null and double
-	fSkip32
-	fSkip64
-	fSkipN   // n bytes
-	fStrings // n strings or bytes
-	fStep    // step k, the careful way
+	fVarint   uint8 = iota // int or long (key, time, status or skipped) into slot idx
+	fDoubles               // n doubles into measures idx..idx+n-1
+	fStrings               // n strings or bytes
+	fEnum                  // enum index, of n symbols, into slot idx
+	fNullable              // union of null and double
+	fSkipN                 // n bytes
+	fStep                  // step n, the careful way
+)
+
+// Slots where Decode keeps the varints it reads, zig-zag encoded, until the record is whole:
+// one store per field whatever its role, and no branch on it.
+const (
+	slotKey = iota
+	slotTime
+	slotStatus
+	slotNone // a skipped field
 )
 
 // fastStep is one operation of the fast plan.
 type fastStep struct {
 	op      uint8
-	idx     uint8 // first measure index
-	nullIdx uint8 // fNullable: the union index of null, zig-zag encoded
-	n       int32 // fDoubles, fStrings: run length; fSkipN: bytes
-	k       int32 // fStep: index into Decoder.steps
+	idx     uint8  // fVarint, fEnum: slot; fDoubles, fNullable: first measure index
+	nullIdx uint8  // fNullable: the union index of null, zig-zag encoded
+	maxLen  uint8  // fVarint: the most bytes the varint may take
+	n       int32  // fDoubles, fStrings: run length; fSkipN: bytes; fEnum: symbols; fStep: index into Decoder.steps
+	maxV    uint64 // fVarint: the largest varint allowed, before zig-zag decoding
 }
+
+// Limits of fVarint steps. An Avro int is at most 5 bytes; the zig-zag encodings of the int32
+// range are the varints below 1<<32.
+const (
+	maxInt32Len = 5
+	maxInt64Len = 10
+	maxInt32V   = 1<<32 - 1
+	maxInt64V   = math.MaxUint64
+)
 
 // fastPlan turns the careful plan into the fast one.
 func fastPlan(steps []step) []fastStep {
@@ -43,21 +56,32 @@ func fastPlan(steps []step) []fastStep {
 		}
 		return &fast[len(fast)-1]
 	}
+	varint := func(slot, maxLen uint8, maxV uint64) fastStep {
+		return fastStep{op: fVarint, idx: slot, maxLen: maxLen, maxV: maxV}
+	}
 	for k, s := range steps {
-		f := fastStep{op: fStep, k: int32(k)}
+		f := fastStep{op: fStep, n: int32(k)}
 		switch s.op {
 		case opKeyInt:
-			f.op = fKey32
+			f = varint(slotKey, maxInt32Len, maxInt32V)
 		case opKeyLong:
-			f.op = fKey64
+			f = varint(slotKey, maxInt64Len, maxInt64V)
 		case opTimeInt:
-			f.op = fTime32
+			f = varint(slotTime, maxInt32Len, maxInt32V)
 		case opTimeLong:
-			f.op = fTime64
+			f = varint(slotTime, maxInt64Len, maxInt64V)
 		case opStatusInt:
-			f.op = fStatus32
+			f = varint(slotStatus, maxInt32Len, maxInt32V)
 		case opStatusLong:
-			f.op = fStatus64
+			f = varint(slotStatus, maxInt64Len, maxInt32V) // a long, but within the int32 range
+		case opSkipInt:
+			f = varint(slotNone, maxInt32Len, maxInt32V)
+		case opSkipLong:
+			f = varint(slotNone, maxInt64Len, maxInt64V)
+		case opStatusEnum:
+			f = fastStep{op: fEnum, idx: slotStatus, n: s.n}
+		case opSkipEnum:
+			f = fastStep{op: fEnum, idx: slotNone, n: s.n}
 		case opMeasureDouble:
 			if l := last(); l != nil && l.op == fDoubles && int(l.idx)+int(l.n) == int(s.idx) {
 				l.n++
@@ -68,12 +92,8 @@ func fastPlan(steps []step) []fastStep {
 			if s.kind == kDouble {
 				f = fastStep{op: fNullable, idx: s.idx, nullIdx: s.nullIdx << 1}
 			}
-		case opSkipInt:
-			f.op = fSkip32
-		case opSkipLong:
-			f.op = fSkip64
 		case opSkipN:
-			if l := last(); l != nil && l.op == fSkipN {
+			if l := last(); l != nil && l.op == fSkipN && l.n <= math.MaxInt32-s.n {
 				l.n += s.n
 				continue
 			}
@@ -90,6 +110,32 @@ func fastPlan(steps []step) []fastStep {
 	return fast
 }
 
+// fastLens returns the payload lengths worth trying the fast plan on, as Decoder.fastMin and
+// fastSpan: from the fewest bytes a record can take (and at least one) to maxBytes.
+// Shorter payloads go straight to the careful way, which is where they end up anyway.
+func fastLens(fast []fastStep, maxBytes int) (int, uint) {
+	lo := 0
+	for _, s := range fast {
+		switch s.op {
+		case fVarint, fEnum, fNullable:
+			lo++
+		case fDoubles:
+			lo += 8 * int(s.n)
+		case fStrings, fSkipN:
+			lo += int(s.n)
+		}
+	}
+	lo = max(lo, 1)
+	hi := math.MaxInt
+	if maxBytes > 0 {
+		hi = maxBytes
+	}
+	if hi < lo {
+		return math.MaxInt, 0 // no payload
+	}
+	return lo, uint(hi - lo)
+}
+
 // uvarint reads an unsigned varint at b[i:], returning it and where it ends, or -1 when b ends
 // inside it or it overflows 64 bits.
 func uvarint(b []byte, i int) (uint64, int) {
@@ -100,9 +146,8 @@ func uvarint(b []byte, i int) (uint64, int) {
 }
 
 func uvarintLoop(b []byte, i int) (uint64, int) {
-	// Up to 8 bytes at once: load 8 bytes, find the last byte of the varint, pack its 7-bit
-	// groups. Near the end of b, load the last 8 bytes and shift the ones before i out: the
-	// zeros shifted in look like a last byte, so the varint must end within b.
+	// Up to 8 bytes at once. Near the end of b, load the last 8 bytes and shift the ones before
+	// i out: the zeros shifted in look like a last byte, so the varint must end within b.
 	var x uint64
 	rem := len(b) - i
 	switch {
@@ -113,19 +158,29 @@ func uvarintLoop(b []byte, i int) (uint64, int) {
 	default:
 		return uvarintBytes(b, i)
 	}
-	stop := ^x & 0x8080808080808080
-	if stop == 0 {
+	v, n := uvarintWord(x)
+	switch {
+	case n == 0:
 		return uvarintBytes(b, i) // 9 or 10 bytes
-	}
-	n := bits.TrailingZeros64(stop) + 1 // bits up to and including the last byte's top bit
-	if n>>3 > rem {
+	case n > rem:
 		return 0, -1
 	}
-	x &= (1<<n - 1) & 0x7f7f7f7f7f7f7f7f
+	return v, i + n
+}
+
+// uvarintWord decodes the varint at the start of x, the next 8 bytes in little-endian order,
+// returning it and its length, or 0 when it does not end within x.
+func uvarintWord(x uint64) (uint64, int) {
+	// Find the last byte of the varint, then pack its 7-bit groups.
+	stop := ^x & 0x8080808080808080
+	if stop == 0 {
+		return 0, 0
+	}
+	x &= (stop ^ (stop - 1)) & 0x7f7f7f7f7f7f7f7f // up to the last byte's top bit
 	x = (x&0x7f007f007f007f00)>>1 | x&0x007f007f007f007f
 	x = (x&0x3fff00003fff0000)>>2 | x&0x00003fff00003fff
 	x = (x&0x0fffffff00000000)>>4 | x&0x000000000fffffff
-	return x, i + n>>3
+	return x, bits.TrailingZeros64(stop)>>3 + 1
 }
 
 // uvarintBytes is uvarint a byte at a time.
@@ -144,12 +199,6 @@ func uvarintBytes(b []byte, i int) (uint64, int) {
 	return 0, -1
 }
 
-// int32 reports whether the varint read from i to j is a valid Avro int: at most 5 bytes, 32 bits.
-func isInt32(v uint64, i, j int) bool {
-	return j > 0 && j-i <= 5 && v < 1<<32
-}
-
-func zigzag32(v uint64) int32 { return int32(uint32(v)>>1) ^ -int32(v&1) }
 func zigzag64(v uint64) int64 { return int64(v>>1) ^ -int64(v&1) }
 
 // Decode decodes the record b into r. On failure it returns an *Error (valid until the next
@@ -162,111 +211,155 @@ func zigzag64(v uint64) int64 { return int64(v>>1) ^ -int64(v&1) }
 // Decode runs the fast plan, which only checks that all is well; at the first doubt it starts
 // over the careful way, which finds and describes the problem.
 func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
-	if len(b) == 0 || (d.maxBytes > 0 && len(b) > d.maxBytes) {
+	if uint(len(b)-d.fastMin) > d.fastSpan {
 		return d.decodeCareful(b, r)
 	}
-	r.Status = 0
+	r.Values = [agg.MaxMeasures]float64{} // four stores, where clearing the unread tail is a call
+	var out [4]uint64                     // by slot
+	fast := d.fast
 	i := 0
-	for k := range d.fast {
-		s := &d.fast[k]
+	for k := range fast {
+		s := &fast[k]
+		// The cases below leave what they cannot do quickly to slowStep, and give up on what
+		// is wrong. Only the call to slowStep returns into the loop: with calls in several
+		// places, the compiler spills the loop's variables on every step.
+		//
+		// A case may leave i past the end of b, where the record cannot be whole: i only grows,
+		// every step gives up on a payload it finds ended, and so does the check after the loop.
+		if s.op == fVarint {
+			// Near the end of b, the last 8 bytes with those before i shifted out: the zeros
+			// shifted in end a varint that runs past the end of b, and i passes len(b).
+			var x uint64
+			switch rem := len(b) - i; {
+			case rem >= 8:
+				x = binary.LittleEndian.Uint64(b[i:])
+			case rem > 0 && len(b) >= 8:
+				x = binary.LittleEndian.Uint64(b[len(b)-8:]) >> (uint(8*(8-rem)) & 63)
+			default:
+				goto slow
+			}
+			// The common lengths are branches rather than arithmetic: predicted, they let the
+			// next field's loads start before this varint is decoded (uvarintWord's length
+			// waits for the load). Up to 3 bytes, a varint fits any int.
+			var v uint64
+			var n int
+			switch {
+			case x&0x80 == 0:
+				v, n = x&0x7f, 1
+			case x&0x8000 == 0:
+				v, n = x&0x7f|x>>1&0x3f80, 2
+			case x&0x800000 == 0:
+				v, n = x&0x7f|x>>1&0x3f80|x>>2&0x1fc000, 3
+			default:
+				if v, n = uvarintWord(x); n == 0 {
+					goto slow // 9 bytes or more
+				}
+				if n > int(s.maxLen) || v > s.maxV {
+					return d.decodeCareful(b, r)
+				}
+			}
+			out[s.idx&3] = v
+			i += n
+			continue
+		}
 		switch s.op {
-		case fKey32:
-			v, j := uvarint(b, i)
-			if !isInt32(v, i, j) {
-				return d.decodeCareful(b, r)
-			}
-			r.Key, i = int64(zigzag32(v)), j
-		case fKey64:
-			v, j := uvarint(b, i)
-			if j < 0 {
-				return d.decodeCareful(b, r)
-			}
-			r.Key, i = zigzag64(v), j
-		case fTime32:
-			v, j := uvarint(b, i)
-			if !isInt32(v, i, j) {
-				return d.decodeCareful(b, r)
-			}
-			r.TimeMs, i = int64(zigzag32(v)), j
-		case fTime64:
-			v, j := uvarint(b, i)
-			if j < 0 {
-				return d.decodeCareful(b, r)
-			}
-			r.TimeMs, i = zigzag64(v), j
-		case fStatus32:
-			v, j := uvarint(b, i)
-			if !isInt32(v, i, j) {
-				return d.decodeCareful(b, r)
-			}
-			r.Status, i = zigzag32(v), j
-		case fStatus64:
-			v, j := uvarint(b, i)
-			z := zigzag64(v)
-			if j < 0 || z != int64(int32(z)) {
-				return d.decodeCareful(b, r)
-			}
-			r.Status, i = int32(z), j
 		case fDoubles:
-			n := int(s.n)
-			if len(b)-i < 8*n {
+			n, x := int(s.n), int(s.idx)
+			if 8*n > len(b)-i || i < 0 {
 				return d.decodeCareful(b, r)
 			}
-			vals := r.Values[s.idx:]
-			for x := range n {
-				vals[x] = math.Float64frombits(binary.LittleEndian.Uint64(b[i+8*x:]))
+			// Four at a time through array pointers: one bounds check for the four.
+			for ; n >= 4; n, x, i = n-4, x+4, i+32 {
+				src := (*[32]byte)(b[i : i+32])
+				dst := (*[4]float64)(r.Values[x : x+4])
+				dst[0] = math.Float64frombits(binary.LittleEndian.Uint64(src[0:8]))
+				dst[1] = math.Float64frombits(binary.LittleEndian.Uint64(src[8:16]))
+				dst[2] = math.Float64frombits(binary.LittleEndian.Uint64(src[16:24]))
+				dst[3] = math.Float64frombits(binary.LittleEndian.Uint64(src[24:32]))
 			}
-			i += 8 * n
+			for ; n > 0; n, x, i = n-1, x+1, i+8 {
+				r.Values[x&7] = math.Float64frombits(binary.LittleEndian.Uint64(b[i : i+8]))
+			}
+			continue
+		case fStrings:
+			j := i
+			for range s.n {
+				if uint(j) >= uint(len(b)) {
+					return d.decodeCareful(b, r)
+				}
+				h := uint(b[j])
+				if h&0x81 != 0 { // a longer length, or a negative one
+					goto slow
+				}
+				j += int(h>>1) + 1
+			}
+			i = j
+			continue
 		case fNullable:
-			if i >= len(b) {
+			if i >= len(b) || i < 0 {
 				return d.decodeCareful(b, r)
 			}
 			switch u := b[i]; {
 			case u == s.nullIdx:
-				r.Values[s.idx] = math.NaN()
+				r.Values[s.idx&7] = math.NaN()
 				i++
 			case u <= 2 && u&1 == 0 && len(b)-i >= 9:
-				r.Values[s.idx] = math.Float64frombits(binary.LittleEndian.Uint64(b[i+1:]))
+				r.Values[s.idx&7] = math.Float64frombits(binary.LittleEndian.Uint64(b[i+1 : i+9]))
 				i += 9
 			default:
 				return d.decodeCareful(b, r)
 			}
-		case fSkip32:
-			v, j := uvarint(b, i)
-			if !isInt32(v, i, j) {
-				return d.decodeCareful(b, r)
-			}
-			i = j
-		case fSkip64:
-			_, j := uvarint(b, i)
-			if j < 0 {
-				return d.decodeCareful(b, r)
-			}
-			i = j
+			continue
 		case fSkipN:
 			if len(b)-i < int(s.n) {
 				return d.decodeCareful(b, r)
 			}
 			i += int(s.n)
-		case fStrings:
-			for range s.n {
-				v, j := uvarint(b, i)
-				n := zigzag64(v)
-				if j < 0 || n < 0 || n > int64(len(b)-j) {
-					return d.decodeCareful(b, r)
-				}
-				i = j + int(n)
-			}
-		default: // fStep
-			var ok bool
-			if i, ok = d.step(b, i, int(s.k), r); !ok {
-				return d.decodeCareful(b, r)
-			}
+			continue
+		}
+	slow:
+		var ok bool
+		if i, ok = d.slowStep(b, i, k, r, &out); !ok {
+			return d.decodeCareful(b, r)
 		}
 	}
 	if i != len(b) {
 		return d.decodeCareful(b, r)
 	}
-	clear(r.Values[d.measures:])
+	r.Key, r.TimeMs, r.Status = zigzag64(out[slotKey]), zigzag64(out[slotTime]), int32(zigzag64(out[slotStatus]))
 	return nil
+}
+
+// slowStep does step k of the fast plan when Decode's loop leaves it: an fEnum or fStep, or an
+// fVarint or fStrings too long or too near the end of b for the loop. It reports false where
+// Decode should start over the careful way.
+func (d *Decoder) slowStep(b []byte, i, k int, r *agg.Reading, out *[4]uint64) (int, bool) {
+	s := &d.fast[k]
+	switch s.op {
+	case fVarint:
+		v, j := uvarint(b, i)
+		if j < 0 || j-i > int(s.maxLen) || v > s.maxV {
+			return i, false
+		}
+		out[s.idx&3] = v
+		return j, true
+	case fStrings:
+		for range s.n {
+			v, j := uvarint(b, i)
+			n := zigzag64(v)
+			if j < 0 || n < 0 || n > int64(len(b)-j) {
+				return i, false
+			}
+			i = j + int(n)
+		}
+		return i, true
+	case fEnum:
+		v, j := uvarint(b, i)
+		if j < 0 || j-i > maxInt32Len || v&1 != 0 || v>>1 >= uint64(s.n) {
+			return i, false
+		}
+		out[s.idx&3] = v
+		return j, true
+	}
+	return d.step(b, i, int(s.n), r)
 }

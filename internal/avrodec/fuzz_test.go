@@ -2,16 +2,22 @@ package avrodec
 
 import (
 	"encoding/binary"
+	"errors"
+	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/hamba/avro/v2"
 
 	"github.com/pipelined/pipelined/agg"
 
 	"github.com/pipelined/pipelined/internal/schemas"
 )
 
-// fuzzSchemas are the writer schemas FuzzDecode decodes with: the shipped ones, and one with a
-// field of every Avro type.
+// fuzzSchemas are the writer schemas FuzzDecode decodes with: the shipped ones, one with a
+// field of every Avro type, and those that take the fast plan down each of its paths.
 var fuzzSchemas = []struct {
 	schema string
 	fields Fields
@@ -19,6 +25,11 @@ var fuzzSchemas = []struct {
 	{schemas.SensorData, sensorFields},
 	{schemas.SensorDataPadded, sensorFields},
 	{kitchenSink, sinkFields},
+	{varintSchema, varintFields},
+	{intSchema, intFields},
+	{runSchema, runFields},
+	{eightSchema, eightFields},
+	{schemas.SensorData, shuffledFields},
 }
 
 // FuzzDecode checks that Decode never panics, fails only with a known reason, and that whatever
@@ -31,6 +42,10 @@ func FuzzDecode(f *testing.F) {
 		mustMarshal(f, schemas.SensorDataPadded, samplePadded),
 		mustMarshal(f, kitchenSink, sinkValue(nil)),
 		mustMarshal(f, kitchenSink, sinkValue(map[string]any{"test.Sink": inner})),
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, fs := range fastSchemas {
+		seeds = append(seeds, mustMarshal(f, fs.schema, fs.value(rng)))
 	}
 	for which := range fuzzSchemas {
 		for _, b := range seeds {
@@ -47,6 +62,54 @@ func FuzzDecode(f *testing.F) {
 		i := int(which) % len(fuzzSchemas)
 		checkAgainstHamba(t, decoders[i], fuzzSchemas[i].schema, fuzzSchemas[i].fields, b)
 		checkFastCareful(t, decoders[i], b)
+	})
+}
+
+// FuzzDecodeVarints encodes records of varintSchema from the fuzzer's values, which puts
+// varints of every length at every distance from the ends of the payload: Decode must read them
+// back, and agree with the careful way on every prefix of the payload and on bytes after it.
+func FuzzDecodeVarints(f *testing.F) {
+	for _, v := range []struct {
+		k, t, s, o int64
+		si         int32
+		pre, post  string
+	}{
+		{0, 0, 0, 0, 0, "", ""},
+		{42917, 1_764_000_000_123, 1, 3, 3, "", ""},
+		{-1, math.MinInt64, math.MaxInt32, math.MaxInt64, math.MinInt32, "abc", "de"},
+		{1 << 55, -1 << 62, math.MinInt32, 1 << 20, 1 << 14, strings.Repeat("p", 100), "x"},
+		{1, 2, math.MaxInt32 + 1, 4, 5, "", strings.Repeat("q", 7)},
+	} {
+		f.Add(v.k, v.t, v.s, v.o, v.si, v.pre, v.post)
+	}
+	d := mustDecoder(f, varintSchema, varintFields)
+	schema := avro.MustParse(varintSchema)
+	f.Fuzz(func(t *testing.T, k, tm, s, o int64, si int32, pre, post string) {
+		if len(pre)+len(post) > 300 {
+			return // longer strings add nothing but time
+		}
+		b, err := avro.Marshal(schema, map[string]any{"pre": pre, "k": k, "si": si, "t": tm, "sl": o, "s": s, "post": post})
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		var r agg.Reading
+		err = d.Decode(b, &r)
+		var de *Error
+		switch {
+		case s != int64(int32(s)):
+			if !errors.As(err, &de) || de.Reason != ReasonMalformed || de.Field != "s" {
+				t.Fatalf("Decode(%x) = %v, want status %d out of range", b, err, s)
+			}
+		case err != nil:
+			t.Fatalf("Decode(%x): %v", b, err)
+		case r != (agg.Reading{Key: k, TimeMs: tm, Status: int32(s)}):
+			t.Fatalf("Decode(%x) = %+v, want key %d time %d status %d", b, r, k, tm, s)
+		}
+		for n := range len(b) + 1 {
+			checkFastCareful(t, d, b[:n:n])
+		}
+		c := append(slices.Clone(b), 0)
+		checkFastCareful(t, d, c[:len(c):len(c)])
 	})
 }
 
@@ -81,12 +144,17 @@ func TestUvarint(t *testing.T) {
 	}
 	for _, v := range values {
 		enc := binary.AppendUvarint(nil, v)
-		for _, b := range [][]byte{enc, append(enc, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80)} {
-			if got, j := uvarint(b, 0); got != v || j != len(enc) {
-				t.Fatalf("uvarint(%x) = %d, %d; want %d, %d", b, got, j, v, len(enc))
+		// After 0 to 8 bytes of padding, so that the varint ends at every distance from the
+		// start of a word loaded at the end of the payload.
+		for pad := range 9 {
+			at := append(make([]byte, pad), enc...)
+			for _, b := range [][]byte{at, append(at, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80)} {
+				if got, j := uvarint(b, pad); got != v || j != len(at) {
+					t.Fatalf("uvarint(%x, %d) = %d, %d; want %d, %d", b, pad, got, j, v, len(at))
+				}
 			}
-			if _, j := uvarint(enc[:len(enc)-1], 0); j != -1 {
-				t.Fatalf("uvarint(%x) of a truncated varint ends at %d, want -1", enc[:len(enc)-1], j)
+			if _, j := uvarint(at[:len(at)-1], pad); j != -1 {
+				t.Fatalf("uvarint(%x, %d) of a truncated varint ends at %d, want -1", at[:len(at)-1], pad, j)
 			}
 		}
 	}
