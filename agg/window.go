@@ -178,19 +178,36 @@ func (w *Window) Add(r *Reading) {
 		i = (i + 1) & mask
 	}
 	for m, v := range r.Values[:w.spec.Measures] {
-		if v != v { // NaN: a null measure is not a value
-			continue
-		}
-		// min and max compile to MINSD/MAXSD: no branch for the processor to mispredict, as it
-		// would half the time on a device's first few readings.
+		// Compared on their own, min and max compile to a compare and a conditional move each:
+		// no branch for the processor to mispredict, as it would half the time on a device's
+		// first few readings. A NaN (a null measure, not a value) compares false both ways, so
+		// it leaves them as they are; only the sum has to test for it.
 		st := row[3*m : 3*m+3 : 3*m+3]
-		st[0] = math.Float64bits(min(v, math.Float64frombits(st[0])))
-		st[1] = math.Float64bits(max(v, math.Float64frombits(st[1])))
-		st[2] = math.Float64bits(math.Float64frombits(st[2]) + v)
+		lo, hi, b := st[0], st[1], math.Float64bits(v)
+		if v < math.Float64frombits(lo) {
+			lo = b
+		}
+		if v > math.Float64frombits(hi) {
+			hi = b
+		}
+		st[0], st[1] = lo, hi
+		if v == v {
+			st[2] = math.Float64bits(math.Float64frombits(st[2]) + v)
+		}
 	}
 	row[w.statsW] += 1 // the total count: the low half of the first counter word
 	w.countStatus(row, r.Status)
-	w.addTime(row, r.TimeMs)
+	// The first and last event time, as offsets from Start: min and max of 32-bit integers,
+	// conditional moves again. A time too far from Start for an offset goes to the side map.
+	fi := w.countsW
+	first, last := int32(w.get32(row, fi)), int32(w.get32(row, fi+1))
+	d := r.TimeMs - w.Start
+	if first == wideTime || d <= math.MinInt32 || d > math.MaxInt32 {
+		w.addWideTime(row, r.TimeMs)
+		return
+	}
+	w.set32(row, fi, uint32(min(first, int32(d))))
+	w.set32(row, fi+1, uint32(max(last, int32(d))))
 }
 
 // countStatus adds one to row's counter of status st, if st is listed.
@@ -231,23 +248,6 @@ func (w *Window) prefetch(rs []Reading) uint64 {
 		}
 	}
 	return sum
-}
-
-// addTime widens row's first and last event time to include t.
-func (w *Window) addTime(row []uint64, t int64) {
-	fi := w.countsW
-	first := int32(w.get32(row, fi))
-	d := t - w.Start
-	if first == wideTime || d <= math.MinInt32 || d > math.MaxInt32 {
-		w.addWideTime(row, t)
-		return
-	}
-	if int32(d) < first {
-		w.set32(row, fi, uint32(int32(d)))
-	}
-	if int32(d) > int32(w.get32(row, fi+1)) {
-		w.set32(row, fi+1, uint32(int32(d)))
-	}
 }
 
 // addWideTime keeps row's times in the side map once one does not fit an offset.
