@@ -72,7 +72,7 @@ func (a *chdbAPI) load(lib uintptr) error {
 
 // engine is the process-wide chDB session.
 type engine struct {
-	mu   sync.Mutex // serializes queries; guards db
+	mu   sync.Mutex // serializes queries; guards db and the header cache
 	api  chdbAPI
 	conn unsafe.Pointer // chdb_connection, in C memory
 	lib  string
@@ -80,6 +80,13 @@ type engine struct {
 	db   string // current database of the session
 	sigs signalGuard
 	ver  serverVersion
+
+	// Headers (of INSERTs, and of SELECTs without rows) by database and DESCRIBE statement,
+	// as a server keeps tables' columns in memory rather than planning a DESCRIBE for every
+	// INSERT (about 4 ms each here). A statement that may change columns empties it and moves
+	// hdrGen on.
+	hdrs   map[string]block
+	hdrGen uint64
 }
 
 var global struct {
@@ -318,6 +325,10 @@ func (g *signalGuard) restore() {
 func (e *engine) run(db string, settings []proto.Setting, query []byte, format string) (*result, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if mayChangeColumns(query) {
+		clear(e.hdrs)
+		e.hdrGen++
+	}
 	if err := e.useLocked(db); err != nil {
 		return nil, err
 	}
@@ -335,6 +346,37 @@ func (e *engine) run(db string, settings []proto.Setting, query []byte, format s
 }
 
 func (e *engine) version() serverVersion { return e.ver }
+
+// header returns the header kept for key, or false and the generation to keep it with.
+func (e *engine) header(key string) (block, uint64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h, ok := e.hdrs[key]
+	return h, e.hdrGen, ok
+}
+
+// keepHeader keeps h for key, unless a statement that may change columns ran since gen.
+func (e *engine) keepHeader(key string, h block, gen uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if gen != e.hdrGen {
+		return
+	}
+	if e.hdrs == nil {
+		e.hdrs = map[string]block{}
+	}
+	e.hdrs[key] = h
+}
+
+// mayChangeColumns reports whether query may change a table's columns or how DESCRIBE shows
+// them: anything but a read, an INSERT or a USE.
+func mayChangeColumns(query []byte) bool {
+	switch parseStatement(string(query)).keyword() {
+	case "SELECT", "WITH", "INSERT", "DESCRIBE", "DESC", "SHOW", "EXISTS", "EXPLAIN", "USE":
+		return false
+	}
+	return true
+}
 
 // tempDir is the data directory: chDB reads files there.
 func (e *engine) tempDir() string { return e.dir }

@@ -100,7 +100,7 @@ func (c *conn) execute(q proto.Query, stmt statement) error {
 		if kw := stmt.keyword(); kw == "SELECT" || kw == "WITH" {
 			// The engine writes nothing for no rows; ClickHouse still sends
 			// the header, and clients rely on it for the column types.
-			if h, err := describe(c.eng, c.db, "DESCRIBE TABLE ("+stmt.withoutFormat()+")", false); err == nil {
+			if h, err := describeKept(c.eng, c.db, "DESCRIBE TABLE ("+stmt.withoutFormat()+")", false); err == nil {
 				blocks = append(blocks, h)
 			}
 		}
@@ -234,12 +234,38 @@ func splitNative(data []byte) ([]block, error) {
 	return blocks, nil
 }
 
+// headerCache is a backend that keeps the headers describe returns between statements that
+// may change columns (the engine does).
+type headerCache interface {
+	header(key string) (h block, gen uint64, ok bool)
+	keepHeader(key string, h block, gen uint64)
+}
+
 // insertHeader returns the columns an INSERT takes, with their types.
 func insertHeader(e backend, db string, ins insert) (block, error) {
 	if ins.Columns != "" {
-		return describe(e, db, "DESCRIBE TABLE (SELECT "+ins.Columns+" FROM "+ins.Table+")", false)
+		return describeKept(e, db, "DESCRIBE TABLE (SELECT "+ins.Columns+" FROM "+ins.Table+")", false)
 	}
-	return describe(e, db, "DESCRIBE TABLE "+ins.Table, true)
+	return describeKept(e, db, "DESCRIBE TABLE "+ins.Table, true)
+}
+
+// describeKept is describe through the backend's header cache, if it has one. Callers must not
+// modify the header: it may be shared.
+func describeKept(e backend, db, sql string, insertable bool) (block, error) {
+	hc, ok := e.(headerCache)
+	if !ok {
+		return describe(e, db, sql, insertable)
+	}
+	key := fmt.Sprintf("%s\x00%t\x00%s", db, insertable, sql)
+	h, gen, ok := hc.header(key)
+	if ok {
+		return h, nil
+	}
+	h, err := describe(e, db, sql, insertable)
+	if err == nil {
+		hc.keepHeader(key, h, gen)
+	}
+	return h, err
 }
 
 // describe runs a DESCRIBE statement and returns its columns as a header

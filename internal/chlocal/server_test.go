@@ -605,3 +605,50 @@ func TestConcurrentClients(t *testing.T) {
 	}
 	equal(t, "rows", strings1(t, admin, "SELECT toString(count()) FROM concurrent.r")[0], fmt.Sprint(clients*inserts*rows))
 }
+
+// TestInsertHeaderFollowsColumns checks the engine's insert header cache: an INSERT's header is
+// kept across reads and INSERTs, and a statement that changes columns makes the next INSERT
+// describe the table again.
+func TestInsertHeaderFollowsColumns(t *testing.T) {
+	s := NewTest(t)
+	c := dial(t, s, ch.Options{})
+	exec(t, c, "CREATE DATABASE hdr", "CREATE TABLE hdr.t (id UInt64) ENGINE = MergeTree ORDER BY id")
+	header := func() string {
+		t.Helper()
+		h, err := insertHeader(s.eng, "default", insert{Table: "hdr.t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cols []string
+		for _, col := range h.Cols {
+			cols = append(cols, col.Name+" "+col.Type)
+		}
+		return strings.Join(cols, ", ")
+	}
+	key := "default\x00true\x00DESCRIBE TABLE hdr.t"
+	kept := func() bool {
+		_, _, ok := s.eng.header(key)
+		return ok
+	}
+	equal(t, "header", header(), "id UInt64")
+	equal(t, "kept after the first INSERT's header", kept(), true)
+	var ids proto.ColUInt64
+	ids.Append(1)
+	if err := c.Do(testCtx(t), ch.Query{Body: "INSERT INTO hdr.t VALUES", Input: proto.Input{{Name: "id", Data: &ids}}}); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "rows", strings1(t, c, "SELECT toString(count()) FROM hdr.t")[0], "1")
+	equal(t, "kept across an INSERT and a SELECT", kept(), true)
+
+	exec(t, c, "ALTER TABLE hdr.t ADD COLUMN note String")
+	equal(t, "kept after ALTER TABLE", kept(), false)
+	equal(t, "header after ALTER TABLE", header(), "id UInt64, note String")
+
+	if _, err := s.Query("DROP TABLE hdr.t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Query("CREATE TABLE hdr.t (id String, at DateTime) ENGINE = MergeTree ORDER BY id"); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "header after the table was made again", header(), "id String, at DateTime")
+}
