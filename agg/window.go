@@ -160,23 +160,26 @@ func (w *Window) set32(row []uint64, f int, v uint32) {
 
 func hashKey(k int64) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
 
+// find returns the index slot of key and its row number + 1; or, for a key without a row, the
+// empty slot where it goes and 0.
+func (w *Window) find(key int64) (int, int32) {
+	mask := len(w.slots) - 1
+	for i := int(hashKey(key) >> w.shift); ; i = (i + 1) & mask {
+		s := &w.slots[i]
+		if s.key == key && s.row != 0 || s.row == 0 {
+			return i, s.row
+		}
+	}
+}
+
 // Add folds r into the device's row, creating the row on the device's first reading.
 func (w *Window) Add(r *Reading) {
-	mask := len(w.slots) - 1
-	i := int(hashKey(r.Key) >> w.shift)
-	var row []uint64
-	for {
-		s := &w.slots[i]
-		if s.key == r.Key && s.row != 0 {
-			row = w.row(int(s.row) - 1)
-			break
-		}
-		if s.row == 0 {
-			w.newRow(r, i)
-			return
-		}
-		i = (i + 1) & mask
+	i, n := w.find(r.Key)
+	if n == 0 {
+		w.newRow(r, i)
+		return
 	}
+	row := w.row(int(n) - 1)
 	for m, v := range r.Values[:w.spec.Measures] {
 		// Compared on their own, min and max compile to a compare and a conditional move each:
 		// no branch for the processor to mispredict, as it would half the time on a device's
@@ -236,15 +239,10 @@ func (w *Window) prefetch(rs []Reading) uint64 {
 	for k := range rs {
 		sum += uint64(w.slots[hashKey(rs[k].Key)>>w.shift].key)
 	}
-	mask := len(w.slots) - 1
 	for k := range rs {
-		key := rs[k].Key
-		for i := int(hashKey(key) >> w.shift); w.slots[i].row != 0; i = (i + 1) & mask {
-			if s := &w.slots[i]; s.key == key {
-				row := w.row(int(s.row) - 1)
-				sum += row[0] + row[len(row)-1] // both cache lines of a 128-byte row
-				break
-			}
+		if _, n := w.find(rs[k].Key); n != 0 {
+			row := w.row(int(n) - 1)
+			sum += row[0] + row[len(row)-1] // both cache lines of a 128-byte row
 		}
 	}
 	return sum
@@ -271,10 +269,7 @@ func (w *Window) addWideTime(row []uint64, t int64) {
 func (w *Window) newRow(r *Reading, i int) {
 	if (w.n+1)*5 > len(w.slots)*4 {
 		w.grow()
-		// Find the empty slot again in the larger table.
-		mask := len(w.slots) - 1
-		for i = int(hashKey(r.Key) >> w.shift); w.slots[i].row != 0; i = (i + 1) & mask {
-		}
+		i, _ = w.find(r.Key) // the empty slot again, in the larger table
 	}
 	n := w.n
 	if n>>chunkShift == len(w.chunks) {
@@ -315,7 +310,6 @@ func (w *Window) newRow(r *Reading, i int) {
 func (w *Window) grow() {
 	old := w.slots
 	w.setSlots(2 * len(old))
-	mask := len(w.slots) - 1
 	var wide map[int32][2]int64
 	if len(w.wide) > 0 {
 		wide = make(map[int32][2]int64, len(w.wide))
@@ -325,10 +319,7 @@ func (w *Window) grow() {
 		if s.row == 0 {
 			continue
 		}
-		i := int(hashKey(s.key) >> w.shift)
-		for w.slots[i].row != 0 {
-			i = (i + 1) & mask
-		}
+		i, _ := w.find(s.key) // keys are unique: the empty slot where it goes
 		w.slots[i] = s
 		row := w.row(int(s.row) - 1)
 		if wide != nil && int32(w.get32(row, fi)) == wideTime {

@@ -23,8 +23,8 @@ const drainBatch = 1024
 
 // prefetchBatch is how many queued messages a worker reads ahead (IDs, payloads, decoded
 // readings, window rows) before aggregating them, so that their cache misses overlap
-// (worker.handleBatch). 256 readings are 22 KiB and their rows 32 KiB: they stay in the core's
-// caches until they are added.
+// (worker.handleBatch). 256 readings are 22 KiB and their rows 32 KiB: more than the L1 cache,
+// but they stay in the core's L2 until they are added (batches of 32-128 measured no faster).
 const prefetchBatch = 256
 
 // mark is a message a partition may acknowledge up to: the message just before something that
