@@ -36,12 +36,14 @@ type backend interface {
 
 // conn is one client connection.
 type conn struct {
-	eng backend
-	nc  net.Conn
-	r   *wire
-	out proto.Buffer
-	ver int    // negotiated protocol revision
-	db  string // current database
+	eng   backend
+	procs *processes // of the Server
+	nc    net.Conn
+	r     *wire
+	out   proto.Buffer
+	ver   int    // negotiated protocol revision
+	db    string // current database
+	user  string // from the hello
 
 	compressed bool // of the current query
 	method     compress.Method
@@ -52,8 +54,8 @@ type conn struct {
 
 // serveConn speaks the protocol on nc until the client leaves or breaks it.
 // A nil error means the client closed the connection between queries.
-func serveConn(eng backend, nc net.Conn) error {
-	c := &conn{eng: eng, nc: nc, r: newWire(nc)}
+func serveConn(eng backend, procs *processes, nc net.Conn) error {
+	c := &conn{eng: eng, procs: procs, nc: nc, r: newWire(nc)}
 	if err := c.handshake(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
@@ -106,6 +108,10 @@ func (c *conn) handshake() error {
 		return fmt.Errorf("client revision %d", hello.ProtocolVersion)
 	}
 	c.ver = min(hello.ProtocolVersion, serverRevision)
+	c.user = hello.User
+	if c.user == "" {
+		c.user = "default"
+	}
 	c.db = hello.Database
 	if c.db == "" {
 		c.db = "default"

@@ -93,6 +93,8 @@ func conversations(t testing.TB) [][]byte {
 			encodeData(t, &b, v, on, nil)
 			encodeData(t, &b, v, on, testInput())
 			encodeData(t, &b, v, on, nil)
+			testQuery("SELECT query_id FROM system.processes AS p WHERE p.elapsed >= 0", compression).EncodeAware(&b, v)
+			encodeData(t, &b, v, on, nil)
 			testQuery("CREATE TABLE fail (a UInt8) ENGINE = Memory", compression).EncodeAware(&b, v)
 			encodeData(t, &b, v, on, nil)
 			out = append(out, b.Buf)
@@ -154,7 +156,7 @@ func (c *fuzzConn) Close() error                { return nil }
 func TestServeConversations(t *testing.T) {
 	for _, conv := range conversations(t) {
 		c := &fuzzConn{in: bytes.NewReader(conv)}
-		if err := serveConn(fakeBackend{dir: t.TempDir()}, c); err != nil {
+		if err := serveConn(fakeBackend{dir: t.TempDir()}, new(processes), c); err != nil {
 			t.Errorf("conversation of %d bytes: %v", len(conv), err)
 		}
 		if c.in.Len() != 0 || c.wrote == 0 {
@@ -175,7 +177,7 @@ func FuzzServe(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = serveConn(fakeBackend{dir: dir}, c)
+			_ = serveConn(fakeBackend{dir: dir}, new(processes), c)
 		}()
 		select {
 		case <-done:

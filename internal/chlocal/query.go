@@ -22,6 +22,10 @@ func (c *conn) query() error {
 	if err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
+	// The answer is flushed after this returns: a client that has it no
+	// longer sees the query in system.processes.
+	pr := c.procs.add(q.ID, c.user, q.Body, c.db)
+	defer c.procs.remove(pr)
 	defer func() {
 		// Keep the connection's scratch buffer from its largest block.
 		if cap(c.blocks.buf) > 16<<20 {
@@ -84,7 +88,8 @@ func compressionMethod(settings []proto.Setting) compress.Method {
 // sends its result, if any, as Data blocks: first the header (no rows),
 // then the rows as the engine produced them.
 func (c *conn) execute(q proto.Query, stmt statement) error {
-	res, err := c.eng.run(c.db, q.Settings, []byte(stmt.withoutFormat()), "Native")
+	sql, empty := c.procs.withProcesses(stmt.withoutFormat())
+	res, err := c.eng.run(c.db, q.Settings, []byte(sql), "Native")
 	if err != nil {
 		c.exception(err)
 		return nil
@@ -100,7 +105,7 @@ func (c *conn) execute(q proto.Query, stmt statement) error {
 		if kw := stmt.keyword(); kw == "SELECT" || kw == "WITH" {
 			// The engine writes nothing for no rows; ClickHouse still sends
 			// the header, and clients rely on it for the column types.
-			if h, err := describeKept(c.eng, c.db, "DESCRIBE TABLE ("+stmt.withoutFormat()+")", false); err == nil {
+			if h, err := describeKept(c.eng, c.db, "DESCRIBE TABLE ("+empty+")", false); err == nil {
 				blocks = append(blocks, h)
 			}
 		}
@@ -196,6 +201,11 @@ func (c *conn) insert(q proto.Query, ins insert) error {
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("insert into %s: %w", ins.Table, err)
+	}
+	if release := c.procs.holdInsert(ins.Table); release != nil {
+		// Not reading the connection meanwhile: the INSERT runs even if
+		// the client goes.
+		<-release
 	}
 	if rows > 0 {
 		sql := "INSERT INTO " + ins.Table

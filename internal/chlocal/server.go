@@ -44,6 +44,8 @@ type Server struct {
 	ln  net.Listener
 	log *slog.Logger
 
+	procs processes
+
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	started bool
@@ -108,8 +110,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // DataDir returns the engine's data directory.
 func (s *Server) DataDir() string { return s.eng.dir }
 
-// Close stops listening, closes the connections and waits for their
-// handlers. The engine stays up for other Servers. Safe to call twice.
+// Close stops listening, closes the connections, releases held INSERTs
+// and waits for the connections' handlers. The engine stays up for other
+// Servers. Safe to call twice.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -122,6 +125,7 @@ func (s *Server) Close() error {
 		_ = c.Close()
 	}
 	s.mu.Unlock()
+	s.procs.close() // a held INSERT runs, and its handler ends
 	s.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("close listener %s: %w", s.Addr(), err)
@@ -161,7 +165,7 @@ func (s *Server) accept() {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			err := serveConn(s.eng, nc)
+			err := serveConn(s.eng, &s.procs, nc)
 			s.mu.Lock()
 			delete(s.conns, nc)
 			closed := s.closed

@@ -270,3 +270,71 @@ func (s statement) insertWithData() (insert, bool) {
 	}
 	return ins, true
 }
+
+// replaceTable returns the statement with every reference to the table
+// db.table replaced by sub, a subquery in parentheses, and how many it
+// replaced. Names match exactly, quoted or not: ClickHouse's database and
+// table names are case-sensitive. A table of FROM or JOIN without an alias
+// of its own gets table as its alias, so that columns qualified with it
+// still resolve; elsewhere (DESCRIBE TABLE) an alias would not parse. A
+// column qualified as db.table.column becomes table.column.
+func (s statement) replaceTable(db, table, sub string) (string, int) {
+	q, toks := s.q, s.toks
+	var b strings.Builder
+	n, last := 0, 0
+	for i := 0; i+2 < len(toks); i++ {
+		if !toks[i].isName(q, db) || !toks[i+1].isPunct(q, '.') || !toks[i+2].isName(q, table) {
+			continue
+		}
+		hasPrev, hasNext := i > 0, i+3 < len(toks)
+		if hasPrev && toks[i-1].isPunct(q, '.') || hasNext && toks[i+3].isPunct(q, '(') {
+			continue // x.db.table, or a function db.table()
+		}
+		name := q[toks[i+2].start:toks[i+2].end]
+		repl := sub
+		switch {
+		case hasNext && toks[i+3].isPunct(q, '.'):
+			repl = name
+		case hasPrev && (toks[i-1].is(q, "FROM") || toks[i-1].is(q, "JOIN")) && !(hasNext && startsAlias(q, toks[i+3])):
+			repl = sub + " AS " + name
+		}
+		b.WriteString(q[last:toks[i].start])
+		b.WriteString(repl)
+		last = toks[i+2].end
+		n++
+		i += 2
+	}
+	if n == 0 {
+		return q, 0
+	}
+	b.WriteString(q[last:])
+	return b.String(), n
+}
+
+// isName reports whether t is the identifier name, quoted or not.
+func (t token) isName(q, name string) bool {
+	return (t.kind == tokWord || t.kind == tokQuoted) && t.unquote(q) == name
+}
+
+// afterTable are the keywords that may follow a table in FROM or JOIN, as
+// the engine's syntax errors list them: any other word there is an alias.
+var afterTable = map[string]bool{
+	"FINAL": true, "SAMPLE": true, "ARRAY": true, "LEFT": true, "RIGHT": true, "INNER": true,
+	"FULL": true, "CROSS": true, "OUTER": true, "GLOBAL": true, "LOCAL": true, "NATURAL": true,
+	"ANY": true, "ALL": true, "ASOF": true, "SEMI": true, "ANTI": true, "ONLY": true,
+	"PASTE": true, "JOIN": true, "ON": true, "USING": true, "PREWHERE": true, "WHERE": true,
+	"GROUP": true, "WITH": true, "HAVING": true, "WINDOW": true, "QUALIFY": true, "ORDER": true,
+	"LIMIT": true, "OFFSET": true, "FETCH": true, "SETTINGS": true, "UNION": true,
+	"EXCEPT": true, "INTERSECT": true, "INTO": true, "FORMAT": true, "PARALLEL": true,
+}
+
+// startsAlias reports whether t, the token after a table, begins its alias.
+func startsAlias(q string, t token) bool {
+	switch t.kind {
+	case tokQuoted:
+		return true
+	case tokWord:
+		return t.is(q, "AS") || !afterTable[strings.ToUpper(q[t.start:t.end])]
+	}
+	return false
+}

@@ -86,3 +86,40 @@ func TestSettingsSQL(t *testing.T) {
 		t.Error("a setting name with SQL in it: no error")
 	}
 }
+
+func TestReplaceTable(t *testing.T) {
+	for _, tt := range []struct {
+		sql, want string
+		n         int
+	}{
+		{"SELECT * FROM system.processes", "SELECT * FROM (S) AS processes", 1},
+		{"SELECT count() FROM system.processes WHERE x = 1", "SELECT count() FROM (S) AS processes WHERE x = 1", 1},
+		{"SELECT * FROM system.processes AS p", "SELECT * FROM (S) AS p", 1},
+		{"SELECT * FROM system.processes p WHERE 1", "SELECT * FROM (S) p WHERE 1", 1},
+		{"SELECT * FROM system.processes `p`", "SELECT * FROM (S) `p`", 1},
+		{"SELECT * FROM `system`.`processes` LIMIT 1", "SELECT * FROM (S) AS `processes` LIMIT 1", 1},
+		{`SELECT * FROM "system" . "processes"`, `SELECT * FROM (S) AS "processes"`, 1},
+		{"select * from system.processes final", "select * from (S) AS processes final", 1},
+		{"SELECT * FROM t JOIN system.processes USING (x)", "SELECT * FROM t JOIN (S) AS processes USING (x)", 1},
+		{"SELECT (SELECT count() FROM system.processes), * FROM system.processes;", "SELECT (SELECT count() FROM (S) AS processes), * FROM (S) AS processes;", 2},
+		{"SELECT system.processes.query_id FROM system.processes", "SELECT processes.query_id FROM (S) AS processes", 2},
+		{"DESCRIBE TABLE system.processes", "DESCRIBE TABLE (S)", 1},
+		{"SELECT 1 IN system.processes", "SELECT 1 IN (S)", 1},
+		{"SELECT 'system.processes'", "SELECT 'system.processes'", 0},
+		{"SELECT 1 -- FROM system.processes", "SELECT 1 -- FROM system.processes", 0},
+		{"SELECT 1 /* system.processes */", "SELECT 1 /* system.processes */", 0},
+		{"SELECT * FROM System.processes", "SELECT * FROM System.processes", 0},
+		{"SELECT * FROM system.Processes", "SELECT * FROM system.Processes", 0},
+		{"SELECT * FROM system.processes_2", "SELECT * FROM system.processes_2", 0},
+		{"SELECT * FROM system.processes2", "SELECT * FROM system.processes2", 0},
+		{"SELECT * FROM x.system.processes", "SELECT * FROM x.system.processes", 0},
+		{"SELECT system.processes(1)", "SELECT system.processes(1)", 0},
+		{"SELECT * FROM system.tables", "SELECT * FROM system.tables", 0},
+		{"system.processes", "(S)", 1},
+	} {
+		got, n := parseStatement(tt.sql).replaceTable("system", "processes", "(S)")
+		if got != tt.want || n != tt.n {
+			t.Errorf("replaceTable(%q) = %q, %d; want %q, %d", tt.sql, got, n, tt.want, tt.n)
+		}
+	}
+}
