@@ -19,6 +19,7 @@ type Metrics struct {
 	lateWritten    *metrics.Counter
 	skipped        *metrics.Counter
 	rewinds        *metrics.Counter
+	handoverWaits  *metrics.Counter
 	deadLettered   *metrics.Counter
 	rowsWritten    *metrics.Counter
 	blocksWritten  *metrics.Counter
@@ -47,6 +48,7 @@ func newMetrics(maxPendingRows int, reasons []string) *Metrics {
 		lateWritten:    s.NewCounter(`pipelined_late_rows_written_total`),
 		skipped:        s.NewCounter(`pipelined_replayed_messages_skipped_total`),
 		rewinds:        s.NewCounter(`pipelined_redelivery_restarts_total`),
+		handoverWaits:  s.NewCounter(`pipelined_handover_waits_total`),
 		deadLettered:   s.NewCounter(`pipelined_dead_lettered_messages_total`),
 		rowsWritten:    s.NewCounter(`pipelined_rows_written_total`),
 		blocksWritten:  s.NewCounter(`pipelined_blocks_written_total`),

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -286,8 +288,9 @@ const progressConns = 4
 // progressReader reads partitions' progress over a few shared connections (reads are rare: on
 // start and when a partition moves here); partition p always uses connection p%progressConns.
 type progressReader struct {
-	w     *Writer
-	conns [progressConns]progressConn
+	w       *Writer
+	conns   [progressConns]progressConn
+	running runningView
 }
 
 type progressConn struct {
@@ -295,9 +298,20 @@ type progressConn struct {
 	c  *ch.Client
 }
 
+// runningView is the last list of running INSERTs read from the server, shared by the
+// partitions that start together, so that 64 partitions starting at once ask once.
+type runningView struct {
+	mu  sync.Mutex
+	at  time.Time // when the query that listed them was sent
+	ids []string
+}
+
 func (r *progressReader) Submit(ctx context.Context, b *block) error { return r.w.Submit(ctx, b) }
 
+// ReadProgress reads what ClickHouse holds of partition p, once no INSERT that may carry p's
+// blocks is running on the server (see settle).
 func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, error) {
+	since := time.Now()
 	pc := &r.conns[p%progressConns]
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
@@ -306,14 +320,77 @@ func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, err
 		if err := r.w.connect(ctx, &pc.c); err != nil {
 			return err
 		}
-		var err error
-		if pr, err = r.w.progress(ctx, pc.c, p); err != nil {
+		err := r.settle(ctx, pc.c, p, since)
+		if err == nil {
+			pr, err = r.w.progress(ctx, pc.c, p)
+		}
+		if err != nil {
 			pc.c.Close()
 			pc.c = nil
 		}
 		return err
 	})
 	return pr, err
+}
+
+// settle waits until no INSERT that may carry partition p's blocks, listed after since, is still
+// running on the server. Such an INSERT belongs to an earlier owner of p: a process killed right
+// after sending it (the server completes an INSERT whose data it has received), one that had not
+// yet heard that p moved, or this process before p left and came back. Read before it lands,
+// the progress would miss its rows and the replay would count them again.
+func (r *progressReader) settle(ctx context.Context, c *ch.Client, p int, since time.Time) error {
+	var (
+		waited  []string // what the last look found; a later look waits only for these
+		started time.Time
+	)
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		ids, err := r.listRunning(ctx, c, since)
+		if err != nil {
+			return err
+		}
+		var still []string
+		for _, id := range ids {
+			if carries(id, p) && (waited == nil || slices.Contains(waited, id)) {
+				still = append(still, id)
+			}
+		}
+		if len(still) == 0 {
+			if waited != nil {
+				r.w.log.Info("earlier INSERTs finished; reading the partition's progress", "partition", p, "waited", time.Since(started).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if waited == nil {
+			started = time.Now()
+			r.w.m.handoverWaits.Inc()
+			r.w.log.Info("waiting for INSERTs of an earlier owner of the partition to finish before reading its progress", "partition", p, "query_ids", strings.Join(still, " "))
+		}
+		waited = still
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		since = time.Now()
+	}
+}
+
+// listRunning returns the running INSERTs of this topic as listed by a query sent after since:
+// the last list if it is recent enough, else a new one.
+func (r *progressReader) listRunning(ctx context.Context, c *ch.Client, since time.Time) ([]string, error) {
+	v := &r.running
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.at.After(since) {
+		return v.ids, nil
+	}
+	at := time.Now()
+	ids, err := r.w.runningInserts(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	v.at, v.ids = at, ids
+	return ids, nil
 }
 
 func (r *progressReader) close() {

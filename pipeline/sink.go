@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +87,12 @@ type Writer struct {
 	wg     sync.WaitGroup
 	stop   context.CancelFunc
 	once   sync.Once
+
+	// Every INSERT's query_id says which partitions it carries (see insertQueryID), so that a
+	// new owner of a partition can wait for the INSERTs of an earlier one (see runningInserts).
+	idPrefix string // "pipelined:<topic hash>:"
+	instance string // random, per process
+	seq      atomic.Uint64
 }
 
 // NewWriter returns a writer for cfg. It connects in Start.
@@ -103,6 +111,11 @@ func NewWriter(cfg *Config, log *slog.Logger, m *Metrics) *Writer {
 		w.measures = append(w.measures, columnName(f))
 	}
 	w.budget.init(cfg.Limits.MaxPendingRows, m)
+	th := sha256.Sum256([]byte(cfg.Pulsar.Topic))
+	w.idPrefix = "pipelined:" + hex.EncodeToString(th[:4]) + ":"
+	var inst [6]byte
+	_, _ = rand.Read(inst[:]) // crypto/rand.Read never fails on Linux
+	w.instance = hex.EncodeToString(inst[:])
 	return w
 }
 
@@ -443,6 +456,10 @@ func (w *Writer) insert(ctx context.Context, c **ch.Client, table string, cols b
 		h.Write([]byte{0})
 	}
 	q.Settings = []ch.Setting{{Key: "insert_deduplication_token", Value: "pipelined-" + hex.EncodeToString(h.Sum(nil)), Important: true}}
+	// Every attempt has the same query_id: while an attempt whose connection broke is still
+	// running on the server, ClickHouse refuses the next one (QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING)
+	// and the retry waits for it, instead of racing it.
+	q.QueryID = w.insertQueryID(blocks)
 	t0 := time.Now()
 	err := w.retry(ctx, "insert", func() error {
 		if err := w.connect(ctx, c); err != nil {
@@ -475,6 +492,54 @@ func (w *Writer) insert(ctx context.Context, c **ch.Client, table string, cols b
 	w.m.blocksWritten.Add(len(blocks))
 	w.budget.release(rows)
 	return true
+}
+
+// insertQueryID names an INSERT of blocks: "pipelined:<topic hash>:<instance>:<n>:<partitions>",
+// the partitions as a bitmap in hex (bit p%8 of byte p/8 for partition p).
+func (w *Writer) insertQueryID(blocks []*block) string {
+	var set []byte
+	for _, b := range blocks {
+		if i := b.partition / 8; i >= len(set) {
+			set = append(set, make([]byte, i+1-len(set))...)
+		}
+		set[b.partition/8] |= 1 << (b.partition % 8)
+	}
+	return w.idPrefix + w.instance + ":" + strconv.FormatUint(w.seq.Add(1), 10) + ":" + hex.EncodeToString(set)
+}
+
+// carries reports whether the INSERT named id (see insertQueryID) may carry partition p's
+// blocks. An id of this topic that does not parse is taken to carry every partition.
+func carries(id string, p int) bool {
+	i := strings.LastIndexByte(id, ':')
+	set, err := hex.DecodeString(id[i+1:])
+	if i < 0 || err != nil {
+		return true
+	}
+	return p/8 < len(set) && set[p/8]&(1<<(p%8)) != 0
+}
+
+// runningInserts returns the query_ids of this topic's INSERTs (from any pipelined process)
+// that the server is running now, in system.processes: from the moment it has the query, while
+// the data arrives, until the rows are committed or the INSERT fails.
+func (w *Writer) runningInserts(ctx context.Context, c *ch.Client) ([]string, error) {
+	var (
+		ids proto.ColStr
+		out []string
+	)
+	err := c.Do(ctx, ch.Query{
+		Body:   "SELECT query_id FROM system.processes WHERE startsWith(query_id, '" + w.idPrefix + "')",
+		Result: proto.Results{{Name: "query_id", Data: &ids}},
+		OnResult: func(context.Context, proto.Block) error {
+			for i := range ids.Rows() {
+				out = append(out, ids.Row(i))
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("running INSERTs (system.processes): %w", err)
+	}
+	return out, nil
 }
 
 func windowStart(b *block) int64 {

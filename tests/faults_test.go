@@ -84,6 +84,54 @@ func TestKill9(t *testing.T) {
 	}
 }
 
+// kill -9 while an INSERT is on the server: its data sent, its rows not yet committed (the local
+// ClickHouse holds it, as a busy server would be slow to). The server completes it after the
+// client is gone, so the next process must not read the partitions' progress before it lands,
+// or it replays and writes those rows a second time.
+func TestKill9WhileAnInsertRuns(t *testing.T) {
+	n, rate := int64(300_000), 15_000
+	if testing.Short() {
+		n = 150_000
+	}
+	s, cfg := startFaultServices(t)
+	hold := s.ch.HoldInserts(cfg.ClickHouse.Table)
+	e := newExpectation()
+	pr := s.startProducing(t, e, n, 10_000, pastBase(40*time.Minute), 20, rate)
+	p := startProc(t, cfg, "pipelined")
+	select {
+	case <-hold.Held():
+	case <-time.After(time.Minute):
+		t.Fatal("no INSERT into the table within a minute")
+	}
+	p.kill9()
+	t.Logf("kill -9 with %d INSERTs held on the server, %d messages produced", hold.Count(), e.n.Load())
+	reads := s.ch.ProcessListReads()
+	p = startProc(t, cfg, "pipelined")
+	// Let the INSERT land once the new process is either waiting for it (it has looked at the
+	// running queries twice) or has gone on without waiting (it receives from every
+	// partition, so it has read every partition's progress without the INSERT's rows).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		p.failIfExited()
+		if s.ch.ProcessListReads() >= reads+2 || len(owned(p.mustMetrics())) == partitions {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a minute after the restart, the new process neither waits for the INSERT nor receives from every partition")
+		}
+	}
+	hold.Release()
+	pr.wait(t, e, n)
+	s.waitDrained(t, cfg, 3*time.Minute, nil, p)
+	m := p.mustMetrics()
+	p.term(time.Minute)
+	if w := m.sum("pipelined_handover_waits_total"); w == 0 {
+		t.Error("pipelined_handover_waits_total = 0: no partition waited for the INSERT the killed process left running")
+	}
+	t.Logf("the new process waited %.0f times for earlier INSERTs, received %.0f, skipped %.0f as already written",
+		m.sum("pipelined_handover_waits_total"), m.sum("pipelined_messages_received_total"), m.sum("pipelined_replayed_messages_skipped_total"))
+	compare(t, e.cells, s.found(t, cfg))
+}
+
 // sampler scrapes a process's /metrics every interval in the background.
 type sampler struct {
 	stop chan struct{}
