@@ -105,14 +105,15 @@ func TestKill9WhileAnInsertRuns(t *testing.T) {
 	}
 	p.kill9()
 	t.Logf("kill -9 with %d INSERTs held on the server, %d messages produced", hold.Count(), e.n.Load())
-	reads := s.ch.ProcessListReads()
 	p = startProc(t, cfg, "pipelined")
-	// Let the INSERT land once the new process is either waiting for it (it has looked at the
-	// running queries twice) or has gone on without waiting (it receives from every
-	// partition, so it has read every partition's progress without the INSERT's rows).
+	// Let the INSERT land once the new process either waits for it or has gone on without
+	// waiting: it receives from every partition, so it has read every partition's progress
+	// without the INSERT's rows. Until then the INSERT stays on the server, so a process that
+	// looks for it finds it.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		p.failIfExited()
-		if s.ch.ProcessListReads() >= reads+2 || len(owned(p.mustMetrics())) == partitions {
+		m := p.mustMetrics()
+		if m.sum("pipelined_handover_waits_total") > 0 || len(owned(m)) == partitions {
 			break
 		}
 		if time.Now().After(deadline) {
