@@ -1,7 +1,6 @@
 package chlocal
 
 import (
-	"crypto/rand"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // chDB's own system.processes cannot show what a ClickHouse server shows:
@@ -43,7 +44,7 @@ type processes struct {
 // queryID gets a UUID, as ClickHouse gives one.
 func (p *processes) add(queryID, user, query, db string) *process {
 	if queryID == "" {
-		queryID = newQueryID()
+		queryID = uuid.NewString()
 	}
 	pr := &process{queryID: queryID, user: user, query: query, db: db, start: time.Now()}
 	p.mu.Lock()
@@ -92,15 +93,6 @@ func (p *processes) snapshotLocked() []process {
 		out[i] = *pr
 	}
 	return out
-}
-
-// newQueryID returns a random UUID (version 4).
-func newQueryID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails: it crashes the program instead
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // processesColumns are the columns of system.processes that chlocal keeps,

@@ -414,11 +414,3 @@ func TestHoldInsertMatch(t *testing.T) {
 		t.Error("close did not release the hold")
 	}
 }
-
-func TestNewQueryID(t *testing.T) {
-	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	a, b := newQueryID(), newQueryID()
-	if !uuid.MatchString(a) || a == b {
-		t.Errorf("query IDs %q, %q: want distinct UUIDs", a, b)
-	}
-}
