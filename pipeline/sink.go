@@ -511,8 +511,11 @@ func (w *Writer) insertQueryID(blocks []*block) string {
 // blocks. An id of this topic that does not parse is taken to carry every partition.
 func carries(id string, p int) bool {
 	i := strings.LastIndexByte(id, ':')
+	if i < 0 {
+		return true
+	}
 	set, err := hex.DecodeString(id[i+1:])
-	if i < 0 || err != nil {
+	if err != nil {
 		return true
 	}
 	return p/8 < len(set) && set[p/8]&(1<<(p%8)) != 0
