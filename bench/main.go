@@ -49,23 +49,24 @@ func main() {
 }
 
 type options struct {
-	pipelined  string
-	messages   int64
-	padded     int64
-	rounds     int
-	devices    int
-	partitions int
-	rate       int64
-	results    string
-	queue      int
-	channel    int
-	conns      int
-	env        string
-	only       string
-	timeout    time.Duration
-	profile    string
-	brokerProf string
-	plProf     string
+	pipelined   string
+	messages    int64
+	padded      int64
+	rounds      int
+	devices     int
+	partitions  int
+	rate        int64
+	results     string
+	queue       int
+	channel     int
+	conns       int
+	env         string
+	only        string
+	timeout     time.Duration
+	profile     string
+	brokerProf  string
+	harnessProf string
+	plProf      string
 }
 
 func run() error {
@@ -86,6 +87,7 @@ func run() error {
 	flag.StringVar(&o.only, "only", "", "bare or pipelined: drain with one client only")
 	flag.StringVar(&o.profile, "bare-cpuprofile", "", "write the bare client's CPU profile (last drain) to this file")
 	flag.StringVar(&o.plProf, "pipelined-cpuprofile", "", "write pipelined's CPU profile (its first 10 s of the last drain, from /debug/pprof/) to this file")
+	flag.StringVar(&o.harnessProf, "harness-cpuprofile", "", "write this process's CPU profile (the local broker and ClickHouse) during the last pipelined drain to this file")
 	flag.StringVar(&o.brokerProf, "broker-cpuprofile", "", "write this process's CPU profile (the local broker) during the last bare drain to this file")
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
 	flag.Parse()
@@ -186,7 +188,9 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 				res, err = runBareDrain(ctx, d, bc, env)
 				stop()
 			} else {
+				stop := startProfile(o.harnessProf, logf)
 				res, err = runPipelinedDrain(ctx, d, o.pipelined, chAddr, schema, bc, env)
+				stop()
 			}
 			if err != nil {
 				return out, fmt.Errorf("%s round %d (%s): %w", client, r, record, err)
@@ -213,7 +217,7 @@ func startProfile(file string, logf func(string, ...any)) (stop func()) {
 		err = pprof.StartCPUProfile(f)
 	}
 	if err != nil {
-		logf("broker profile: %v", err)
+		logf("harness profile: %v", err)
 		return func() {}
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }
