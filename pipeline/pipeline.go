@@ -109,7 +109,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.writer.Setup(ctx); err != nil {
 		return fmt.Errorf("clickhouse setup: %w", err)
 	}
-	p.writer.Start(stopCtx)
+	p.writer.Start(stopCtx, ctx.Done())
 	defer p.writer.Close()
 
 	def, err := p.registrySchema(ctx)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +84,7 @@ type Writer struct {
 	// written in the order they were cut. That makes what ClickHouse holds of a partition a
 	// prefix of its blocks, which the replay skip relies on (see Progress).
 	ins    []chan *block
+	hurry  <-chan struct{} // closed when lingering is over (see Start)
 	budget rowBudget
 	wg     sync.WaitGroup
 	stop   context.CancelFunc
@@ -346,8 +348,10 @@ func (w *Writer) progress(ctx context.Context, c *ch.Client, p int) (Progress, e
 	return pr, nil
 }
 
-// Start connects the writers; they run until Close.
-func (w *Writer) Start(ctx context.Context) {
+// Start connects the writers; they run until Close. Once hurry is closed (a graceful stop has
+// begun: every partition is writing what it holds), they no longer linger for more blocks.
+func (w *Writer) Start(ctx context.Context, hurry <-chan struct{}) {
+	w.hurry = hurry
 	ctx, w.stop = context.WithCancel(ctx)
 	for _, in := range w.ins {
 		w.wg.Add(1)
@@ -398,35 +402,67 @@ func (w *Writer) run(ctx context.Context, in <-chan *block) {
 		case <-ctx.Done():
 			return
 		}
-		// Take whatever else is waiting: one INSERT of many blocks makes one part, not many.
-		batch, lateBatch = batch[:0], lateBatch[:0]
-		rows := 0
-		for {
-			switch {
-			case b.stale():
-				w.budget.release(b.rows())
-				w.log.Info("dropped a block of a partition this consumer no longer owns", "partition", b.partition)
-			case b.window != nil:
-				batch = append(batch, b)
-				rows += b.rows()
-			default:
-				lateBatch = append(lateBatch, b)
-				rows += b.rows()
-			}
-			if rows >= maxBatchRows {
-				break
-			}
-			select {
-			case b = <-in:
-				continue
-			default:
-			}
-			break
-		}
+		batch, lateBatch = w.gather(ctx, in, b, batch[:0], lateBatch[:0])
+		// After the linger, not before it: a partition may have moved meanwhile.
+		batch, lateBatch = w.dropStale(batch), w.dropStale(lateBatch)
 		if !w.insert(ctx, &c, w.table(), cols, batch) || !w.insert(ctx, &c, w.lateTable(), late, lateBatch) {
 			return
 		}
 	}
+}
+
+// gather returns b and the blocks that reach in within clickhouse.insert_linger of it (only
+// those already waiting when the linger is 0 or a graceful stop has begun), up to maxBatchRows
+// rows: one INSERT of many blocks makes one part on the server, not many. Window blocks go to
+// batch, late ones to lateBatch.
+func (w *Writer) gather(ctx context.Context, in <-chan *block, b *block, batch, lateBatch []*block) ([]*block, []*block) {
+	var linger <-chan time.Time
+	if w.cfg.InsertLinger > 0 {
+		t := time.NewTimer(w.cfg.InsertLinger)
+		defer t.Stop()
+		linger = t.C
+	}
+	rows := 0
+	for {
+		if b.window != nil {
+			batch = append(batch, b)
+		} else {
+			lateBatch = append(lateBatch, b)
+		}
+		if rows += b.rows(); rows >= maxBatchRows {
+			return batch, lateBatch
+		}
+		select {
+		case b = <-in:
+			continue
+		default:
+		}
+		if linger == nil {
+			return batch, lateBatch
+		}
+		select {
+		case b = <-in:
+		case <-linger:
+			return batch, lateBatch
+		case <-w.hurry:
+			return batch, lateBatch
+		case <-ctx.Done():
+			return batch, lateBatch
+		}
+	}
+}
+
+// dropStale removes the blocks of partitions this process no longer owns (Failover): their
+// messages are replayed by the new owner.
+func (w *Writer) dropStale(blocks []*block) []*block {
+	return slices.DeleteFunc(blocks, func(b *block) bool {
+		if !b.stale() {
+			return false
+		}
+		w.budget.release(b.rows())
+		w.log.Info("dropped a block of a partition this consumer no longer owns", "partition", b.partition)
+		return true
+	})
 }
 
 // blockColumns are the columns of one table's INSERT: aggColumns or lateColumns.
