@@ -1,4 +1,4 @@
-# pipelined: make demo | test | bench | check | build
+# pipelined: make demo | test | bench | pgo | check | build
 # Large downloads (libchdb.so for the local ClickHouse) go to $(CACHE), outside git.
 
 GO      ?= go
@@ -7,7 +7,7 @@ export PIPELINED_CACHE := $(CACHE)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-short bench check check-deploy chdb pulsar-local clickhouse-local fuzz clean
+.PHONY: all build demo test test-short bench pgo check check-deploy chdb pulsar-local clickhouse-local fuzz clean
 
 all: build
 
@@ -35,6 +35,19 @@ test: chdb
 ## bench: the backlog benchmark and hot-path benchmarks; results in bench/RESULTS.md
 bench: chdb build
 	$(GO) run ./bench -pipelined ./pipelined
+
+## pgo: renew the CPU profiles behind profile-guided optimisation from one drain of each backlog:
+## default.pgo (pipelined; go build uses it) and bench/default.pgo (the bench's bare client)
+PGO_DIR = $(CACHE)/pgo
+pgo: chdb build
+	@mkdir -p $(PGO_DIR)
+	$(GO) run ./bench -pipelined ./pipelined -rounds 1 -results "" -padded-n 0 \
+		-pipelined-cpuprofile $(PGO_DIR)/pipelined-41.pprof -bare-cpuprofile $(PGO_DIR)/bare-41.pprof
+	$(GO) run ./bench -pipelined ./pipelined -rounds 1 -results "" -n 0 \
+		-pipelined-cpuprofile $(PGO_DIR)/pipelined-300.pprof -bare-cpuprofile $(PGO_DIR)/bare-300.pprof
+	$(GO) tool pprof -proto $(PGO_DIR)/pipelined-41.pprof $(PGO_DIR)/pipelined-300.pprof > default.pgo
+	$(GO) tool pprof -proto $(PGO_DIR)/bare-41.pprof $(PGO_DIR)/bare-300.pprof > bench/default.pgo
+	$(MAKE) build
 
 ## check: formatting, vet and lint
 check:
