@@ -70,9 +70,7 @@ func typeString(t dataType) string {
 // in the Native format and inserted, and read back equal.
 func TestNativeRoundTrip(t *testing.T) {
 	s := NewTest(t)
-	if _, err := s.Query("CREATE DATABASE native"); err != nil {
-		t.Fatal(err)
-	}
+	createDatabase(t, s, "native")
 	for i, tt := range []struct{ typ, expr string }{
 		{"UInt8", "number % 256"},
 		{"Int16", "-number"},

@@ -45,6 +45,22 @@ func exec(t testing.TB, c *ch.Client, sql ...string) {
 	}
 }
 
+// createDatabase creates database name afresh and drops it when the test ends: the engine is
+// one per process, so a database outlives the server of the test that made it (-count=2).
+func createDatabase(t testing.TB, s *Server, name string) {
+	t.Helper()
+	for _, q := range []string{"DROP DATABASE IF EXISTS " + name, "CREATE DATABASE " + name} {
+		if _, err := s.Query(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		if _, err := s.Query("DROP DATABASE IF EXISTS " + name); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+}
+
 // scalar runs a query returning one String column and returns its rows.
 func strings1(t testing.TB, c *ch.Client, sql string) []string {
 	t.Helper()
@@ -167,8 +183,8 @@ func selectSums(t testing.TB, c *ch.Client, table string) sums {
 func TestMillionRows(t *testing.T) {
 	s := NewTest(t)
 	c := dial(t, s, ch.Options{Compression: ch.CompressionLZ4})
+	createDatabase(t, s, "million")
 	exec(t, c,
-		"CREATE DATABASE million",
 		"CREATE TABLE million.readings ("+readingsColumns+") ENGINE = MergeTree ORDER BY (s, dt)",
 	)
 	r := newReadings(1_000_000, 0)
@@ -183,7 +199,7 @@ func TestMillionRows(t *testing.T) {
 func TestDeduplicationToken(t *testing.T) {
 	s := NewTest(t)
 	c := dial(t, s, ch.Options{})
-	exec(t, c, "CREATE DATABASE dedup")
+	createDatabase(t, s, "dedup")
 	for _, tt := range []struct {
 		name, ddl string
 	}{
@@ -246,8 +262,8 @@ type noInfer struct{ proto.ColInput }
 func TestInsertWrongType(t *testing.T) {
 	s := NewTest(t)
 	c := dial(t, s, ch.Options{})
-	exec(t, c, "CREATE DATABASE wrongtype",
-		"CREATE TABLE wrongtype.t (id UInt64, at DateTime) ENGINE = MergeTree ORDER BY id")
+	createDatabase(t, s, "wrongtype")
+	exec(t, c, "CREATE TABLE wrongtype.t (id UInt64, at DateTime) ENGINE = MergeTree ORDER BY id")
 	var id proto.ColStr
 	var at proto.ColDateTime
 	id.Append("not a number")
@@ -347,8 +363,7 @@ func TestGarbageClient(t *testing.T) {
 
 func TestCompression(t *testing.T) {
 	s := NewTest(t)
-	admin := dial(t, s, ch.Options{})
-	exec(t, admin, "CREATE DATABASE compression")
+	createDatabase(t, s, "compression")
 	for _, tt := range []struct {
 		name string
 		c    ch.Compression
@@ -415,7 +430,8 @@ func TestCompression(t *testing.T) {
 func TestEmptyResultHasHeader(t *testing.T) {
 	s := NewTest(t)
 	c := dial(t, s, ch.Options{})
-	exec(t, c, "CREATE DATABASE empty", "CREATE TABLE empty.t (id UInt64, name LowCardinality(String)) ENGINE = MergeTree ORDER BY id")
+	createDatabase(t, s, "empty")
+	exec(t, c, "CREATE TABLE empty.t (id UInt64, name LowCardinality(String)) ENGINE = MergeTree ORDER BY id")
 	var res proto.Results
 	if err := c.Do(testCtx(t), ch.Query{Body: "SELECT id, name FROM empty.t FORMAT JSON", Result: res.Auto()}); err != nil {
 		t.Fatalf("select: %v", err)
@@ -479,8 +495,8 @@ func TestQuerySettings(t *testing.T) {
 
 func TestDatabase(t *testing.T) {
 	s := NewTest(t)
+	createDatabase(t, s, "db_a")
 	for _, q := range []string{
-		"CREATE DATABASE db_a",
 		"CREATE TABLE db_a.t (v String) ENGINE = Memory",
 		"INSERT INTO db_a.t VALUES ('in a')",
 	} {
@@ -577,8 +593,8 @@ func TestGoSignals(t *testing.T) {
 func TestConcurrentClients(t *testing.T) {
 	s := NewTest(t)
 	admin := dial(t, s, ch.Options{})
-	exec(t, admin, "CREATE DATABASE concurrent",
-		"CREATE TABLE concurrent.r ("+readingsColumns+") ENGINE = MergeTree ORDER BY u64")
+	createDatabase(t, s, "concurrent")
+	exec(t, admin, "CREATE TABLE concurrent.r ("+readingsColumns+") ENGINE = MergeTree ORDER BY u64")
 	const clients, inserts, rows = 4, 5, 10_000
 	errs := make(chan error, clients)
 	for i := range clients {
@@ -612,7 +628,8 @@ func TestConcurrentClients(t *testing.T) {
 func TestInsertHeaderFollowsColumns(t *testing.T) {
 	s := NewTest(t)
 	c := dial(t, s, ch.Options{})
-	exec(t, c, "CREATE DATABASE hdr", "CREATE TABLE hdr.t (id UInt64) ENGINE = MergeTree ORDER BY id")
+	createDatabase(t, s, "hdr")
+	exec(t, c, "CREATE TABLE hdr.t (id UInt64) ENGINE = MergeTree ORDER BY id")
 	header := func() string {
 		t.Helper()
 		h, err := insertHeader(s.eng, "default", insert{Table: "hdr.t"})
