@@ -93,7 +93,8 @@ func byQuery(p process) string { return p.query }
 func TestProcessList(t *testing.T) {
 	s := NewTest(t)
 	admin := dial(t, s, ch.Options{})
-	exec(t, admin, "DROP DATABASE IF EXISTS procs_list", "CREATE DATABASE procs_list", "CREATE TABLE procs_list.t (id UInt64) ENGINE = MergeTree ORDER BY id")
+	createDatabase(t, s, "procs_list")
+	exec(t, admin, "CREATE TABLE procs_list.t (id UInt64) ENGINE = MergeTree ORDER BY id")
 
 	writer := dial(t, s, ch.Options{User: "writer", Database: "procs_list"})
 	var ids proto.ColUInt64
@@ -152,8 +153,8 @@ func TestProcessList(t *testing.T) {
 func TestHoldInserts(t *testing.T) {
 	s := NewTest(t)
 	admin := dial(t, s, ch.Options{})
-	exec(t, admin, "DROP DATABASE IF EXISTS procs_hold", "CREATE DATABASE procs_hold",
-		"CREATE TABLE procs_hold.sensor_agg (id UInt64) ENGINE = MergeTree ORDER BY id",
+	createDatabase(t, s, "procs_hold")
+	exec(t, admin, "CREATE TABLE procs_hold.sensor_agg (id UInt64) ENGINE = MergeTree ORDER BY id",
 		"CREATE TABLE procs_hold.other (id UInt64) ENGINE = MergeTree ORDER BY id")
 	h := s.HoldInserts("sensor_agg")
 
@@ -214,14 +215,9 @@ func TestCloseReleasesHeldInsert(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	for _, q := range []string{
-		"DROP DATABASE IF EXISTS procs_close",
-		"CREATE DATABASE procs_close",
-		"CREATE TABLE procs_close.t (id UInt64) ENGINE = MergeTree ORDER BY id",
-	} {
-		if _, err := s.Query(q); err != nil {
-			t.Fatal(err)
-		}
+	createDatabase(t, s, "procs_close")
+	if _, err := s.Query("CREATE TABLE procs_close.t (id UInt64) ENGINE = MergeTree ORDER BY id"); err != nil {
+		t.Fatal(err)
 	}
 	h := s.HoldInserts("t")
 	c := dial(t, s, ch.Options{Database: "procs_close"})
@@ -264,7 +260,8 @@ func TestCloseReleasesHeldInsert(t *testing.T) {
 func TestInsertCutShort(t *testing.T) {
 	s := NewTest(t)
 	admin := dial(t, s, ch.Options{})
-	exec(t, admin, "DROP DATABASE IF EXISTS procs_cut", "CREATE DATABASE procs_cut", "CREATE TABLE procs_cut.t (a UInt64, s String) ENGINE = MergeTree ORDER BY a")
+	createDatabase(t, s, "procs_cut")
+	exec(t, admin, "CREATE TABLE procs_cut.t (a UInt64, s String) ENGINE = MergeTree ORDER BY a")
 
 	// ch-go always ends its data: speak the protocol by hand, and send no
 	// query ID, so that the server makes one.
