@@ -301,6 +301,21 @@ func (p *proc) mustMetrics() promMetrics {
 	return nil
 }
 
+// waitUntil polls the process's metrics until done holds, failing the test after timeout
+// (what names the awaited state) or if the process exits meanwhile.
+func (p *proc) waitUntil(what string, timeout time.Duration, done func(promMetrics) bool) {
+	p.t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		p.failIfExited()
+		if done(p.mustMetrics()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: %s not within %s", p.name, what, timeout)
+		}
+	}
+}
+
 // waitReady waits until /readyz answers 200: every partition is consuming.
 func (p *proc) waitReady(timeout time.Duration) {
 	p.t.Helper()

@@ -110,16 +110,9 @@ func TestKill9WhileAnInsertRuns(t *testing.T) {
 	// waiting: it receives from every partition, so it has read every partition's progress
 	// without the INSERT's rows. Until then the INSERT stays on the server, so a process that
 	// looks for it finds it.
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		p.failIfExited()
-		m := p.mustMetrics()
-		if m.sum("pipelined_handover_waits_total") > 0 || len(owned(m)) == partitions {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a minute after the restart, the new process neither waits for the INSERT nor receives from every partition")
-		}
-	}
+	p.waitUntil("a wait for the INSERT, or messages from every partition", time.Minute, func(m promMetrics) bool {
+		return m.sum("pipelined_handover_waits_total") > 0 || len(owned(m)) == partitions
+	})
 	hold.Release()
 	pr.wait(t, e, n)
 	s.waitDrained(t, cfg, 3*time.Minute, nil, p)
@@ -792,11 +785,7 @@ func TestMemoryCeiling(t *testing.T) {
 	p := startProc(t, cfg, "pipelined")
 	smp := startSampler(p, 100*time.Millisecond)
 	// The kill falls among the partial flushes: after the first, at a random moment.
-	for deadline := time.Now().Add(time.Minute); p.mustMetrics().sum("pipelined_partial_flushes_total") == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no partial flush in a minute")
-		}
-	}
+	p.waitUntil("a partial flush", time.Minute, func(m promMetrics) bool { return m.sum("pipelined_partial_flushes_total") > 0 })
 	time.Sleep(time.Duration(rng.IntN(3000)) * time.Millisecond)
 	p.failIfExited()
 	all := smp.finish()
@@ -859,14 +848,13 @@ func TestKill9OldBacklog(t *testing.T) {
 		p := startProc(t, cfg, "pipelined")
 		// Until it writes, or acknowledges everything without writing (what the last kill
 		// left unacknowledged was all in ClickHouse already).
-		for deadline := time.Now().Add(time.Minute); p.mustMetrics().sum("pipelined_rows_written_total") == 0; time.Sleep(20 * time.Millisecond) {
-			if b, ok := s.backlog(t, cfg.Pulsar.Subscription); ok && b == 0 && i > 0 {
-				break
+		p.waitUntil("a write, or the backlog acknowledged", time.Minute, func(m promMetrics) bool {
+			if m.sum("pipelined_rows_written_total") > 0 {
+				return true
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("nothing written in a minute")
-			}
-		}
+			b, ok := s.backlog(t, cfg.Pulsar.Subscription)
+			return i > 0 && ok && b == 0
+		})
 		// The first kill comes right after the first INSERT, when most of the backlog is
 		// still unacknowledged, so that the restart has written windows to skip whatever the
 		// host's speed. Later kills fall anywhere in what is left, which a fast run may have
@@ -950,11 +938,7 @@ func TestShutdownDuringClickHouseOutage(t *testing.T) {
 	e := newExpectation()
 	s.startProducing(t, e, n, 10_000, pastBase(40*time.Minute), 20, 0).wait(t, e, n)
 	p := startProc(t, cfg, "pipelined")
-	for deadline := time.Now().Add(time.Minute); p.mustMetrics().sum("pipelined_rows_written_total") == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing written in a minute")
-		}
-	}
+	p.waitUntil("a write", time.Minute, func(m promMetrics) bool { return m.sum("pipelined_rows_written_total") > 0 })
 	addr := s.ch.Addr()
 	if err := s.ch.Close(); err != nil { // returns with the listener and every connection closed
 		t.Fatal(err)
