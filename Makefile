@@ -26,11 +26,15 @@ chdb:
 demo: chdb build
 	$(GO) run ./internal/cmd/demo -pipelined ./pipelined
 
+# The packages of the patched pulsar-client-go (internal/third_party/pulsar-client-go, a module
+# of its own that go.mod's replace points at) that carry tests of the patches: ./... skips them.
+PATCHED_PKGS = github.com/apache/pulsar-client-go/pulsar github.com/apache/pulsar-client-go/pulsar/internal
+
 ## test: every test (unit, fuzz seeds, end-to-end through real TCP), then each benchmark once
 test: chdb
-	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+	$(GO) vet ./... $(PATCHED_PKGS)
+	$(GO) test -count=1 -timeout 40m ./... $(PATCHED_PKGS)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./... $(PATCHED_PKGS)
 
 ## bench: the backlog benchmark and hot-path benchmarks; results in bench/RESULTS.md
 bench: chdb build
@@ -63,11 +67,15 @@ check-deploy: build
 FUZZTIME ?= 30s
 FUZZ_TARGETS = ./internal/avrodec:FuzzDecode ./internal/avrodec:FuzzDecodeVarints ./pipeline:FuzzLoadConfig ./pipeline:FuzzDecodeAndAggregate \
 	./internal/registry:FuzzReadFrame ./internal/pulsarlocal:FuzzReadFrame \
-	./internal/chlocal:FuzzDecode ./internal/chlocal:FuzzServe
+	./internal/chlocal:FuzzDecode ./internal/chlocal:FuzzServe \
+	internal/third_party/pulsar-client-go/./pulsar/internal:FuzzSingleMetadata
+# A target's package is fuzzed from the module it belongs to (the text before /./, if any):
+# go test -fuzz takes only packages of the main module.
 fuzz: chdb
-	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
-		if grep -qs "func $$fn(" $$pkg/*_test.go; then \
-			echo "== $$pkg $$fn"; $(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -test.fuzzminimizetime=1s || exit 1; fi; done
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; mod=.; \
+		case $$pkg in */./*) mod=$${pkg%%/./*}; pkg=./$${pkg#*/./};; esac; \
+		if grep -qs "func $$fn(" $$mod/$$pkg/*_test.go; then \
+			echo "== $$mod $$pkg $$fn"; (cd $$mod && $(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -test.fuzzminimizetime=1s) || exit 1; fi; done
 
 ## pulsar-local: the local Pulsar broker on 127.0.0.1:6650 (PULSAR_LISTEN=host:port), until Ctrl-C
 pulsar-local:

@@ -15,6 +15,9 @@
 // specific language governing permissions and limitations
 // under the License.
 
+// Modified for pipelined (see ../PATCHES.md): MessageReceived allocates per batch, the dispatcher sends without waiting first.
+// Changed places are marked "pipelined patch".
+
 package pulsar
 
 import (
@@ -1282,7 +1285,13 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 		numMsgs = int(msgMeta.GetNumMessagesInBatch())
 	}
 
-	messages := make([]*message, 0)
+	// pipelined patch: a batch's messages and message IDs are allocated together,
+	// once per batch, not twice per message; the receive time, the connection and
+	// the byte metrics are taken once per batch too.
+	messages := make([]*message, 0, numMsgs)
+	batch := make([]receivedMessage, numMsgs)
+	receivedTime := time.Now()
+	conn := pc._getConn()
 	var ackTracker *ackTracker
 	// are there multiple messages in this batch?
 	if numMsgs > 1 {
@@ -1304,6 +1313,7 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 
 	var (
 		bytesReceived   int
+		payloadBytes    int
 		skippedMessages int32
 	)
 	for i := 0; i < numMsgs; i++ {
@@ -1318,18 +1328,23 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 			continue
 		}
 
-		pc.metrics.BytesReceived.Add(float64(len(payload)))
-		pc.metrics.PrefetchedBytes.Add(float64(len(payload)))
+		payloadBytes += len(payload)
 
-		trackingMsgID := newTrackingMessageID(
-			int64(pbMsgID.GetLedgerId()),
-			int64(pbMsgID.GetEntryId()),
-			int32(i),
-			pc.partitionIdx,
-			int32(numMsgs),
-			ackTracker)
-		// set the consumer so we know how to ack the message id
-		trackingMsgID.consumer = pc
+		entry := &batch[i]
+		entry.id = messageID{
+			ledgerID:     int64(pbMsgID.GetLedgerId()),
+			entryID:      int64(pbMsgID.GetEntryId()),
+			batchIdx:     int32(i),
+			partitionIdx: pc.partitionIdx,
+			batchSize:    int32(numMsgs),
+		}
+		entry.trackingID = trackingMessageID{
+			messageID:    &entry.id,
+			tracker:      ackTracker,
+			consumer:     pc, // set the consumer so we know how to ack the message id
+			receivedTime: receivedTime,
+		}
+		trackingMsgID := &entry.trackingID
 
 		if pc.messageShouldBeDiscarded(trackingMsgID) {
 			pc.AckID(trackingMsgID)
@@ -1375,14 +1390,14 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 			}
 		}
 
-		var msg *message
+		msg := &entry.msg
 		if smm != nil {
-			msg = &message{
+			*msg = message{
 				publishTime:         timeFromUnixTimestampMillis(msgMeta.GetPublishTime()),
 				eventTime:           timeFromUnixTimestampMillis(smm.GetEventTime()),
 				key:                 smm.GetPartitionKey(),
 				producerName:        msgMeta.GetProducerName(),
-				properties:          internal.ConvertToStringMap(smm.GetProperties()),
+				properties:          propertiesMap(smm.GetProperties()),
 				topic:               pc.topic,
 				msgID:               msgID,
 				payLoad:             payload,
@@ -1395,15 +1410,15 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 				orderingKey:         string(smm.OrderingKey),
 				index:               messageIndex,
 				brokerPublishTime:   brokerPublishTime,
-				conn:                pc._getConn(),
+				conn:                conn,
 			}
 		} else {
-			msg = &message{
+			*msg = message{
 				publishTime:         timeFromUnixTimestampMillis(msgMeta.GetPublishTime()),
 				eventTime:           timeFromUnixTimestampMillis(msgMeta.GetEventTime()),
 				key:                 msgMeta.GetPartitionKey(),
 				producerName:        msgMeta.GetProducerName(),
-				properties:          internal.ConvertToStringMap(msgMeta.GetProperties()),
+				properties:          propertiesMap(msgMeta.GetProperties()),
 				topic:               pc.topic,
 				msgID:               msgID,
 				payLoad:             payload,
@@ -1416,7 +1431,7 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 				orderingKey:         string(msgMeta.GetOrderingKey()),
 				index:               messageIndex,
 				brokerPublishTime:   brokerPublishTime,
-				conn:                pc._getConn(),
+				conn:                conn,
 			}
 		}
 
@@ -1432,6 +1447,9 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 			pc.markScaleIfNeed()
 		}
 	}
+
+	pc.metrics.BytesReceived.Add(float64(payloadBytes))
+	pc.metrics.PrefetchedBytes.Add(float64(payloadBytes))
 
 	if skippedMessages > 0 {
 		pc.availablePermits.add(skippedMessages)
@@ -1771,13 +1789,24 @@ func (pc *partitionConsumer) dispatcher() {
 					// pass the message to application channel
 					messageCh = pc.messageCh
 				}
-				pc.metrics.PrefetchedMessages.Dec()
-				pc.metrics.PrefetchedBytes.Sub(float64(len(messages[0].payLoad)))
 			} else {
 				pc.log.Debug("skip dispatching messages when seeking")
 			}
 		} else {
 			queueCh = pc.queueCh
+		}
+
+		// pipelined patch: try the send on its own first. The select below locks
+		// all of its channels; most of the time the application's channel has
+		// room, and a send that does not wait locks only that one. When it is
+		// full, the select waits for it as before.
+		if messageCh != nil {
+			select {
+			case messageCh <- nextMessage:
+				messages = pc.dispatched(messages, nextMessageSize)
+				continue
+			default:
+			}
 		}
 
 		select {
@@ -1824,20 +1853,7 @@ func (pc *partitionConsumer) dispatcher() {
 
 		// if the messageCh is nil or the messageCh is full this will not be selected
 		case messageCh <- nextMessage:
-			// allow this message to be garbage collected
-			messages[0] = nil
-			messages = messages[1:]
-
-			// for the zeroQueueConsumer, the permits controlled by itself
-			if pc.options.receiverQueueSize > 0 {
-				pc.availablePermits.inc()
-			}
-
-			if pc.options.autoReceiverQueueSize {
-				pc.incomingMessages.Dec()
-				pc.client.memLimit.ReleaseMemory(int64(nextMessageSize))
-				pc.expectMoreIncomingMessages()
-			}
+			messages = pc.dispatched(messages, nextMessageSize)
 
 		case clearQueueCb := <-pc.clearQueueCh:
 			// drain the message queue on any new connection by sending a
@@ -2748,4 +2764,47 @@ func (u *unAckChunksTracker) nack(cmid *chunkMessageID) {
 		u.pc.NackID(id)
 	}
 	u.remove(cmid)
+}
+
+// dispatched is what the dispatcher does once messages[0], of size bytes, is
+// handed to the application: it returns the messages left. pipelined patch: the
+// prefetched-messages gauges are lowered here, once per message handed over,
+// where upstream lowered them on every pass of the dispatch loop with a message
+// waiting, whichever case the select then took.
+func (pc *partitionConsumer) dispatched(messages []*message, size int) []*message {
+	// allow this message to be garbage collected
+	messages[0] = nil
+	messages = messages[1:]
+	pc.metrics.PrefetchedMessages.Dec()
+	pc.metrics.PrefetchedBytes.Sub(float64(size))
+
+	// for the zeroQueueConsumer, the permits controlled by itself
+	if pc.options.receiverQueueSize > 0 {
+		pc.availablePermits.inc()
+	}
+
+	if pc.options.autoReceiverQueueSize {
+		pc.incomingMessages.Dec()
+		pc.client.memLimit.ReleaseMemory(int64(size))
+		pc.expectMoreIncomingMessages()
+	}
+	return messages
+}
+
+// receivedMessage is one message of a received batch with its ID: MessageReceived
+// allocates a batch's in one slice (pipelined patch).
+type receivedMessage struct {
+	msg        message
+	trackingID trackingMessageID
+	id         messageID
+}
+
+// propertiesMap is internal.ConvertToStringMap, but nil, not an empty map, for a
+// message without properties (pipelined patch: most have none; reading a nil map
+// is the same as reading an empty one).
+func propertiesMap(kvs []*pb.KeyValue) map[string]string {
+	if len(kvs) == 0 {
+		return nil
+	}
+	return internal.ConvertToStringMap(kvs)
 }

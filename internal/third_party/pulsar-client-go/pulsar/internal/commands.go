@@ -15,6 +15,9 @@
 // specific language governing permissions and limitations
 // under the License.
 
+// Modified for pipelined (see ../../PATCHES.md): ReadMessage decodes SingleMessageMetadata by hand (single_metadata.go).
+// Changed places are marked "pipelined patch".
+
 package internal
 
 import (
@@ -77,6 +80,8 @@ type MessageReader struct {
 	batched bool
 	// true if the message has properties - set after parsing the message metadata
 	hasProperties bool
+	// pipelined patch: where ReadMessage decodes a batch entry's metadata (see single_metadata.go)
+	single singleMetadata
 }
 
 // ReadChecksum
@@ -141,6 +146,9 @@ func (r *MessageReader) ReadBrokerMetadata() (*pb.BrokerEntryMetadata, error) {
 	return &brokerEntryMetadata, nil
 }
 
+// ReadMessage returns the next message's metadata (nil if the entry is not
+// batched) and payload. pipelined patch: the metadata is the reader's own and
+// valid only until the next ReadMessage; copy what must outlive it.
 func (r *MessageReader) ReadMessage() (*pb.SingleMessageMetadata, []byte, error) {
 	if r.buffer.ReadableBytes() == 0 && r.buffer.Capacity() > 0 {
 		if !r.batched && r.hasProperties {
@@ -166,13 +174,15 @@ func (r *MessageReader) readSingleMessage() (*pb.SingleMessageMetadata, []byte, 
 	// Wire format
 	// [METADATA_SIZE][METADATA][PAYLOAD]
 
+	// pipelined patch: decoded into r.single, without protobuf reflection; the
+	// metadata returned is valid until the next ReadMessage.
 	size := r.buffer.ReadUint32()
-	var meta pb.SingleMessageMetadata
-	if err := proto.Unmarshal(r.buffer.Read(size), &meta); err != nil {
+	meta, err := r.single.unmarshal(r.buffer.Read(size))
+	if err != nil {
 		return nil, nil, err
 	}
 
-	return &meta, r.buffer.Read(uint32(meta.GetPayloadSize())), nil
+	return meta, r.buffer.Read(uint32(meta.GetPayloadSize())), nil
 }
 
 func (r *MessageReader) ResetBuffer(buffer Buffer) {

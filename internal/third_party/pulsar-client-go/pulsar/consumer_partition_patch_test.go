@@ -1,0 +1,214 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+// pipelined patch (not in upstream v0.19.0): tests of the patched MessageReceived and
+// dispatcher (see PATCHES.md). The build constraint lets it use testing/synctest
+// (Go 1.25) in a module whose go.mod says 1.24.
+
+//go:build go1.25
+
+package pulsar
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"testing"
+	"testing/synctest"
+
+	"github.com/apache/pulsar-client-go/pulsar/internal"
+	"github.com/apache/pulsar-client-go/pulsar/internal/crypto"
+	pb "github.com/apache/pulsar-client-go/pulsar/internal/pulsar_proto"
+	"github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+)
+
+// patchConn is a connection MessageReceived only keeps; nothing is sent on it.
+type patchConn struct{ internal.Connection }
+
+type patchEntry struct {
+	key        string
+	event      uint64
+	payload    string
+	properties map[string]string
+}
+
+// patchBatch is an uncompressed batch frame (checksum, metadata, entries) as a broker sends it.
+func patchBatch(entries []patchEntry) []byte {
+	var body []byte
+	for _, e := range entries {
+		smm := &pb.SingleMessageMetadata{PayloadSize: proto.Int32(int32(len(e.payload))), EventTime: proto.Uint64(e.event)}
+		if e.key != "" {
+			smm.PartitionKey = proto.String(e.key)
+		}
+		for k, v := range e.properties {
+			smm.Properties = append(smm.Properties, &pb.KeyValue{Key: proto.String(k), Value: proto.String(v)})
+		}
+		b, err := proto.Marshal(smm)
+		if err != nil {
+			panic(err)
+		}
+		body = binary.BigEndian.AppendUint32(body, uint32(len(b)))
+		body = append(append(body, b...), e.payload...)
+	}
+	meta, err := proto.Marshal(&pb.MessageMetadata{ProducerName: proto.String("producer-1"), SequenceId: proto.Uint64(1),
+		PublishTime: proto.Uint64(1767225650999), NumMessagesInBatch: proto.Int32(int32(len(entries)))})
+	if err != nil {
+		panic(err)
+	}
+	framed := binary.BigEndian.AppendUint32(nil, uint32(len(meta)))
+	framed = append(append(framed, meta...), body...)
+	frame := binary.BigEndian.AppendUint16(nil, 0x0e01)
+	frame = binary.BigEndian.AppendUint32(frame, internal.Crc32cCheckSum(framed))
+	return append(frame, framed...)
+}
+
+func newPatchConsumer(messageCh chan ConsumerMessage) *partitionConsumer {
+	pc := &partitionConsumer{
+		topic:                      "persistent://public/default/t-partition-3",
+		partitionIdx:               3,
+		queueCh:                    make(chan []*message, 10),
+		messageCh:                  messageCh,
+		connectedCh:                make(chan struct{}),
+		closeCh:                    make(chan struct{}),
+		clearQueueCh:               make(chan func(id *trackingMessageID)),
+		dispatcherSeekingControlCh: make(chan struct{}),
+		eventsCh:                   make(chan interface{}, 10),
+		options:                    &partitionConsumerOpts{receiverQueueSize: 1000},
+		maxQueueSize:               1000,
+		metrics:                    internal.NewMetricsProvider(4, map[string]string{}, prometheus.NewRegistry()).GetLeveledMetrics("t"),
+		decryptor:                  crypto.NewNoopDecryptor(),
+		dlq:                        &dlqRouter{log: log.DefaultNopLogger()},
+		log:                        log.DefaultNopLogger(),
+	}
+	pc._setConn(patchConn{})
+	pc.availablePermits = &availablePermits{pc: pc}
+	pc.ackGroupingTracker = newAckGroupingTracker(&AckGroupingOptions{MaxSize: 0}, func(MessageID) {}, nil, nil)
+	return pc
+}
+
+func TestPatchedMessageReceived(t *testing.T) {
+	entries := []patchEntry{
+		{key: "device-1", event: 1767225650001, payload: "first"},
+		{key: "device-22", event: 1767225650002, payload: "second", properties: map[string]string{"a": "1", "b": "2"}},
+		{key: "device-1", event: 1767225650003, payload: ""},
+		{event: 1767225650004, payload: "no key"},
+	}
+	pc := newPatchConsumer(nil)
+	cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(7), EntryId: proto.Uint64(11)}}
+	if err := pc.MessageReceived(cmd, internal.NewBufferWrapper(patchBatch(entries))); err != nil {
+		t.Fatal(err)
+	}
+	msgs := <-pc.queueCh
+	if len(msgs) != len(entries) {
+		t.Fatalf("%d messages, want %d", len(msgs), len(entries))
+	}
+	var tracker *ackTracker
+	for i, m := range msgs {
+		e := entries[i]
+		if m.Key() != e.key || string(m.Payload()) != e.payload || m.EventTime().UnixMilli() != int64(e.event) ||
+			m.PublishTime().UnixMilli() != 1767225650999 || m.ProducerName() != "producer-1" || m.Topic() != pc.topic {
+			t.Errorf("message %d: key %q payload %q event %v publish %v producer %q topic %q, want %+v", i,
+				m.Key(), m.Payload(), m.EventTime(), m.PublishTime(), m.ProducerName(), m.Topic(), e)
+		}
+		if !maps.Equal(m.Properties(), e.properties) || (len(e.properties) == 0) != (m.Properties() == nil) {
+			t.Errorf("message %d: properties %v, want %v (nil when there are none)", i, m.Properties(), e.properties)
+		}
+		id := m.ID().(*trackingMessageID)
+		if id.LedgerID() != 7 || id.EntryID() != 11 || id.BatchIdx() != int32(i) || id.BatchSize() != int32(len(entries)) ||
+			id.PartitionIdx() != 3 || id.consumer != pc || id.receivedTime.IsZero() {
+			t.Errorf("message %d: id %v (batch size %d, consumer set %v, received %v)", i, id, id.BatchSize(), id.consumer == pc, id.receivedTime)
+		}
+		if i == 0 {
+			tracker = id.tracker
+		} else if id.tracker != tracker || tracker == nil {
+			t.Errorf("message %d: ack tracker %p, want the batch's %p", i, id.tracker, tracker)
+		}
+		if m.conn == nil {
+			t.Errorf("message %d: no connection", i)
+		}
+	}
+	// Acknowledging every message of the batch completes its tracker, one at a time.
+	for i, m := range msgs {
+		done := m.ID().(*trackingMessageID).ack()
+		if done != (i == len(msgs)-1) {
+			t.Fatalf("ack of message %d: batch done %v", i, done)
+		}
+	}
+}
+
+func TestPatchedMessageReceivedAllocs(t *testing.T) {
+	// A batch costs a few allocations, not two or more per message as upstream's did.
+	const n = 64
+	entries := make([]patchEntry, n)
+	for i := range entries {
+		entries[i] = patchEntry{key: fmt.Sprintf("device-%05d", i), event: uint64(1767225650000 + i), payload: "0123456789"}
+	}
+	frame := patchBatch(entries)
+	pc := newPatchConsumer(nil)
+	cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(7), EntryId: proto.Uint64(11)}}
+	allocs := testing.AllocsPerRun(20, func() {
+		if err := pc.MessageReceived(cmd, internal.NewBufferWrapper(frame)); err != nil {
+			t.Fatal(err)
+		}
+		<-pc.queueCh
+	})
+	// Per batch: reader, buffer wrapper, message metadata, messages, ack tracker and its bits;
+	// per message: the key's string.
+	if perMsg := allocs / n; perMsg > 1.5 {
+		t.Errorf("%.0f allocations for a batch of %d: %.2f per message, want at most 1.5", allocs, n, perMsg)
+	}
+}
+
+func TestPatchedDispatcher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The application's channel holds 2: some messages go by the send that does not
+		// wait, the others by the select that waits for room.
+		ch := make(chan ConsumerMessage, 2)
+		pc := newPatchConsumer(ch)
+		go pc.dispatcher()
+		defer close(pc.closeCh)
+		var want []string
+		for b := 0; b < 5; b++ {
+			entries := make([]patchEntry, 7)
+			for i := range entries {
+				entries[i] = patchEntry{key: "k", event: 1, payload: fmt.Sprintf("%d-%d", b, i)}
+				want = append(want, entries[i].payload)
+			}
+			cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(1), EntryId: proto.Uint64(uint64(b))}}
+			if err := pc.MessageReceived(cmd, internal.NewBufferWrapper(patchBatch(entries))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, w := range want {
+			if got := string((<-ch).Payload()); got != w {
+				t.Fatalf("message %d: %q, want %q", i, got, w)
+			}
+		}
+		synctest.Wait() // the dispatcher has handed over the last message and waits for more
+		// Every message handed over gives its permit back (35 < the flow threshold of 500).
+		if got := pc.availablePermits.get(); got != int32(len(want)) {
+			t.Errorf("%d permits, want %d", got, len(want))
+		}
+		select {
+		case cm := <-ch:
+			t.Fatalf("an extra message: %q", cm.Payload())
+		default:
+		}
+	})
+}
