@@ -484,6 +484,11 @@ func tupleElemType(s string) string {
 // body when withInfo (BlockInfo first) and flags (custom serialization flag
 // per column).
 func appendBlock(dst []byte, b block, withInfo, flags bool) []byte {
+	n := 8 + 2*binary.MaxVarintLen64 // block info, column and row counts
+	for _, c := range b.Cols {
+		n += 2*binary.MaxVarintLen64 + len(c.Name) + len(c.Type) + 1 + len(c.Data)
+	}
+	dst = slices.Grow(dst, n) // once: an INSERT's blocks run to megabytes
 	if withInfo {
 		// is_overflows = false, bucket_num = -1, end.
 		dst = append(dst, 1, 0, 2, 0xff, 0xff, 0xff, 0xff, 0)
