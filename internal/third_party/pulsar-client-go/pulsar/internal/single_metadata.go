@@ -36,15 +36,14 @@ type singleMetadata struct {
 	payloadSize  int32
 	eventTime    uint64
 	sequenceID   uint64
-	flags        [5]bool // compacted_out, partition_key_b64_encoded, null_value, null_partition_key, spare
+	flags        [4]bool // compacted_out, partition_key_b64_encoded, null_value, null_partition_key
 }
 
-// unmarshalSingleMetadata decodes data, a SingleMessageMetadata, into s and
-// returns &s.meta, valid until the next call. It reads the fields a producer
-// writes (2 to 10) by hand, as proto.Unmarshal would; for anything else
-// (properties, a field it does not know, a wrong wire type, a missing
-// payload_size, truncated input) it leaves the work to proto.Unmarshal, so
-// the result and the errors are protobuf's.
+// unmarshal decodes data, a SingleMessageMetadata, into s and returns &s.meta,
+// valid until the next call. It reads the fields a producer writes (2 to 10) by
+// hand, as proto.Unmarshal would; for anything else (properties, a field it does
+// not know, a wrong wire type, a missing payload_size, truncated input) it leaves
+// the work to proto.Unmarshal, so the result and the errors are protobuf's.
 func (s *singleMetadata) unmarshal(data []byte) (*pb.SingleMessageMetadata, error) {
 	m := &s.meta
 	m.Reset()
@@ -110,9 +109,9 @@ func (s *singleMetadata) unmarshal(data []byte) (*pb.SingleMessageMetadata, erro
 	return m, nil
 }
 
+// slow is proto.Unmarshal, which resets s.meta first.
 func (s *singleMetadata) slow(data []byte) (*pb.SingleMessageMetadata, error) {
 	m := &s.meta
-	m.Reset()
 	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, err
 	}

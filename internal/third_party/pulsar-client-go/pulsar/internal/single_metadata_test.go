@@ -20,7 +20,6 @@
 package internal
 
 import (
-	"encoding/binary"
 	"fmt"
 	"testing"
 
@@ -132,53 +131,6 @@ func TestSingleMetadataAllocs(t *testing.T) {
 	i := 0
 	if n := testing.AllocsPerRun(100, func() { i++; _, _ = s.unmarshal(keys[i%2]) }); n != 1 {
 		t.Errorf("a new key: %v allocations, want 1 (the key's string)", n)
-	}
-}
-
-// TestReadBatchMessages reads a batch, as the consumer does, through MessageReader.
-func TestReadBatchMessages(t *testing.T) {
-	var body []byte
-	type entry struct {
-		key     string
-		event   uint64
-		payload string
-	}
-	entries := []entry{{"device-1", 100, "p1"}, {"device-22", 200, "payload-2"}, {"device-1", 300, ""}, {"", 400, "p4"}}
-	for _, e := range entries {
-		smm := &pb.SingleMessageMetadata{PayloadSize: proto.Int32(int32(len(e.payload))), EventTime: proto.Uint64(e.event)}
-		if e.key != "" {
-			smm.PartitionKey = proto.String(e.key)
-		}
-		b, _ := proto.Marshal(smm)
-		body = binary.BigEndian.AppendUint32(body, uint32(len(b)))
-		body = append(append(body, b...), e.payload...)
-	}
-	meta, _ := proto.Marshal(&pb.MessageMetadata{ProducerName: proto.String("p"), SequenceId: proto.Uint64(1),
-		PublishTime: proto.Uint64(1), NumMessagesInBatch: proto.Int32(int32(len(entries)))})
-	framed := binary.BigEndian.AppendUint32(nil, uint32(len(meta)))
-	framed = append(append(framed, meta...), body...)
-	frame := binary.BigEndian.AppendUint16(nil, magicCrc32c)
-	frame = binary.BigEndian.AppendUint32(frame, Crc32cCheckSum(framed))
-	frame = append(frame, framed...)
-
-	r := NewMessageReaderFromArray(frame)
-	if _, err := r.ReadMessageMetadata(); err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range entries {
-		smm, payload, err := r.ReadMessage()
-		if err != nil {
-			t.Fatalf("entry %d: %v", i, err)
-		}
-		if smm.GetPartitionKey() != e.key || smm.GetEventTime() != e.event || string(payload) != e.payload {
-			t.Fatalf("entry %d: key %q event %d payload %q, want %+v", i, smm.GetPartitionKey(), smm.GetEventTime(), payload, e)
-		}
-		if (smm.PartitionKey != nil) != (e.key != "") {
-			t.Fatalf("entry %d: partition key set %v, want %v", i, smm.PartitionKey != nil, e.key != "")
-		}
-	}
-	if _, _, err := r.ReadMessage(); err != ErrEOM {
-		t.Fatalf("after the last entry: %v, want ErrEOM", err)
 	}
 }
 
