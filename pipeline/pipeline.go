@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -134,7 +135,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("partitions of %q: %w", p.cfg.Pulsar.Topic, err)
 	}
-	reader := &progressReader{w: p.writer}
+	reader := newProgressReader(p.writer)
 	defer reader.close()
 
 	// Partitions are subscribed a few at a time, and each partition's worker starts as soon as
@@ -281,21 +282,42 @@ func (p *Pipeline) Close() error {
 	return err
 }
 
-// progressConns is how many connections read partitions' progress: the reads come all at once
-// at start (one per partition), so they go a few at a time instead of one by one.
+// progressConns is how many connections check for earlier owners' INSERTs (settle) before a
+// partition's progress is read: the checks come all at once at start (one per partition), so
+// they go a few at a time instead of one by one.
 const progressConns = 4
 
-// progressReader reads partitions' progress over a few shared connections (reads are rare: on
-// start and when a partition moves here); partition p always uses connection p%progressConns.
+// progressReader reads partitions' progress (on start and when a partition moves here). A
+// partition first settles over a few shared connections (partition p always uses connection
+// p%progressConns); then its read joins the next query: the partitions that start together
+// are read by one query, not one each (64 at start), over one more connection.
 type progressReader struct {
 	w       *Writer
 	conns   [progressConns]progressConn
 	running runningView
+
+	ctx     context.Context // ends with close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	queued  []*progressRead // reads waiting for the next query
+	busy    bool            // serve is running
+	closed  bool            // close has begun: no serve starts
+	queries int             // progress queries serve has sent
+	c       *ch.Client      // serve's connection
 }
 
 type progressConn struct {
 	mu sync.Mutex
 	c  *ch.Client
+}
+
+// progressRead is one partition's read, answered by serve.
+type progressRead struct {
+	p    int
+	done chan struct{} // closed once pr or err is set
+	pr   Progress
+	err  error
 }
 
 // runningView is the last list of running INSERTs read from the server, shared by the
@@ -306,6 +328,12 @@ type runningView struct {
 	ids []string
 }
 
+func newProgressReader(w *Writer) *progressReader {
+	r := &progressReader{w: w}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r
+}
+
 func (r *progressReader) Submit(ctx context.Context, b *block) error { return r.w.Submit(ctx, b) }
 
 // ReadProgress reads what ClickHouse holds of partition p, once no INSERT that may carry p's
@@ -314,23 +342,86 @@ func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, err
 	since := time.Now()
 	pc := &r.conns[p%progressConns]
 	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	var pr Progress
 	err := r.w.retry(ctx, "read progress", func() error {
 		if err := r.w.connect(ctx, &pc.c); err != nil {
 			return err
 		}
 		err := r.settle(ctx, pc.c, p, since)
-		if err == nil {
-			pr, err = r.w.progress(ctx, pc.c, p)
-		}
 		if err != nil {
 			pc.c.Close()
 			pc.c = nil
 		}
 		return err
 	})
-	return pr, err
+	pc.mu.Unlock()
+	if err != nil {
+		return Progress{}, err
+	}
+	// Settled: the read goes in a query sent from now on.
+	q := &progressRead{p: p, done: make(chan struct{})}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return Progress{}, fmt.Errorf("read progress of partition %d: the reader is closed", p)
+	}
+	r.queued = append(r.queued, q)
+	if !r.busy {
+		r.busy = true
+		r.wg.Add(1)
+		go r.serve()
+	}
+	r.mu.Unlock()
+	select {
+	case <-q.done:
+		return q.pr, q.err
+	case <-ctx.Done():
+		return Progress{}, ctx.Err()
+	}
+}
+
+// serve reads the queued partitions' progress, one query for all that are queued, until the
+// queue is empty. Reads queued while a query runs go in the next one.
+func (r *progressReader) serve() {
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		reads := r.queued
+		r.queued = nil
+		if len(reads) == 0 {
+			r.busy = false
+			r.mu.Unlock()
+			return
+		}
+		r.queries++
+		r.mu.Unlock()
+		ps := make([]int, 0, len(reads))
+		for _, q := range reads {
+			if !slices.Contains(ps, q.p) {
+				ps = append(ps, q.p)
+			}
+		}
+		var prs map[int]Progress
+		err := r.w.retry(r.ctx, "read progress", func() error {
+			if err := r.w.connect(r.ctx, &r.c); err != nil {
+				return err
+			}
+			var err error
+			if prs, err = r.w.progress(r.ctx, r.c, ps); err != nil {
+				r.c.Close()
+				r.c = nil
+			}
+			return err
+		})
+		given := map[int]bool{}
+		for _, q := range reads {
+			q.pr, q.err = prs[q.p], err
+			if given[q.p] { // the same partition read twice: each read gets its own map
+				q.pr.Through = maps.Clone(q.pr.Through)
+			}
+			given[q.p] = true
+			close(q.done)
+		}
+	}
 }
 
 // settle waits until no INSERT that may carry partition p's blocks, listed after since, is still
@@ -394,6 +485,14 @@ func (r *progressReader) listRunning(ctx context.Context, c *ch.Client, since ti
 }
 
 func (r *progressReader) close() {
+	r.mu.Lock()
+	r.closed = true // ReadProgress starts no serve from now on
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	if r.c != nil {
+		r.c.Close()
+	}
 	for i := range r.conns {
 		pc := &r.conns[i]
 		pc.mu.Lock()

@@ -316,36 +316,72 @@ type Progress struct {
 	MaxEvent int64    // epoch ms; math.MinInt64 if nothing was written
 }
 
-// Progress reads partition p's progress from the table, retrying until ctx ends.
+// progress reads the progress of partitions ps from the table in one query.
 //
-// It reads the windows starting at most clickhouse.lookback before the newest window the
-// partition wrote, not before the wall clock: a backlog older than the lookback (a long outage,
-// a replayed topic) is replayed after a crash too, and its windows must be found to be skipped.
-func (w *Writer) progress(ctx context.Context, c *ch.Client, p int) (Progress, error) {
-	pr := Progress{Through: map[int64]Position{}, MaxEvent: math.MinInt64}
+// For each partition it keeps the windows starting at most clickhouse.lookback before the
+// newest window that partition wrote, not before the wall clock: a backlog older than the
+// lookback (a long outage, a replayed topic) is replayed after a crash too, and its windows
+// must be found to be skipped. The query reads from the earliest of those bounds; the rows of
+// a partition before its own bound are dropped here, so each partition's Progress is what a
+// query for it alone returns.
+func (w *Writer) progress(ctx context.Context, c *ch.Client, ps []int) (map[int]Progress, error) {
+	out := make(map[int]Progress, len(ps))
+	in := make([]string, len(ps))
+	for i, p := range ps {
+		out[p] = Progress{Through: map[int64]Position{}, MaxEvent: math.MinInt64}
+		in[i] = strconv.Itoa(p)
+	}
+	lookback := int64(w.cfg.Lookback.Seconds())
 	var (
+		part   proto.ColInt64
 		start  proto.ColInt64
 		thru   proto.ColUInt128
 		maxEv  proto.ColInt64
-		since  = fmt.Sprintf("toDateTime(greatest(0, (SELECT toInt64(toUnixTimestamp(max(window_start))) FROM %s WHERE source_partition = %d) - %d))", w.table(), p, int64(w.cfg.Lookback.Seconds()))
-		query  = fmt.Sprintf("SELECT toInt64(toUnixTimestamp(window_start)) * 1000 AS s, toUInt128(max(flushed_through)) AS t, toInt64(max(toUnixTimestamp64Milli(last_event))) AS e FROM %s WHERE source_partition = %d AND window_start >= %s GROUP BY window_start", w.table(), p, since)
-		result = proto.Results{{Name: "s", Data: &start}, {Name: "t", Data: &thru}, {Name: "e", Data: &maxEv}}
+		set    = strings.Join(in, ", ")
+		since  = fmt.Sprintf("toDateTime(greatest(0, (SELECT toInt64(min(m)) FROM (SELECT toUnixTimestamp(max(window_start)) AS m FROM %s WHERE source_partition IN (%s) GROUP BY source_partition)) - %d))", w.table(), set, lookback)
+		query  = fmt.Sprintf("SELECT toInt64(source_partition) AS p, toInt64(toUnixTimestamp(window_start)) * 1000 AS s, toUInt128(max(flushed_through)) AS t, toInt64(max(toUnixTimestamp64Milli(last_event))) AS e FROM %s WHERE source_partition IN (%s) AND window_start >= %s GROUP BY source_partition, window_start", w.table(), set, since)
+		result = proto.Results{{Name: "p", Data: &part}, {Name: "s", Data: &start}, {Name: "t", Data: &thru}, {Name: "e", Data: &maxEv}}
+		rows   []progressRow
 	)
 	err := c.Do(ctx, ch.Query{Body: query, Result: result.Auto(), OnResult: func(ctx context.Context, _ proto.Block) error {
 		for i := range start.Rows() {
-			pos := positionFrom(thru.Row(i))
-			pr.Through[start.Row(i)] = pos
-			if pr.Max.Less(pos) {
-				pr.Max = pos
-			}
-			pr.MaxEvent = max(pr.MaxEvent, maxEv.Row(i))
+			rows = append(rows, progressRow{p: int(part.Row(i)), start: start.Row(i), thru: positionFrom(thru.Row(i)), maxEvent: maxEv.Row(i)})
 		}
 		return nil
 	}})
 	if err != nil {
-		return pr, fmt.Errorf("progress of partition %d: %w", p, err)
+		return nil, fmt.Errorf("progress of partitions %s: %w", set, err)
 	}
-	return pr, nil
+	newest := map[int]int64{}
+	for _, r := range rows {
+		if s, ok := newest[r.p]; !ok || r.start > s {
+			newest[r.p] = r.start
+		}
+	}
+	for _, r := range rows {
+		pr, ok := out[r.p]
+		if !ok {
+			return nil, fmt.Errorf("progress of partitions %s: the server returned partition %d", set, r.p)
+		}
+		if r.start < newest[r.p]-lookback*1000 {
+			continue // before this partition's own bound
+		}
+		pr.Through[r.start] = r.thru
+		if pr.Max.Less(r.thru) {
+			pr.Max = r.thru
+		}
+		pr.MaxEvent = max(pr.MaxEvent, r.maxEvent)
+		out[r.p] = pr
+	}
+	return out, nil
+}
+
+// progressRow is one window of one partition, as Writer.progress reads it.
+type progressRow struct {
+	p        int
+	start    int64 // window start, epoch ms
+	thru     Position
+	maxEvent int64
 }
 
 // Start connects the writers; they run until Close. Once hurry is closed (a graceful stop has
