@@ -116,8 +116,10 @@ func (r *MessageReader) ReadMessageMetadata() (*pb.MessageMetadata, error) {
 
 	size := r.buffer.ReadUint32()
 	data := r.buffer.Read(size)
-	var meta pb.MessageMetadata
-	if err := proto.Unmarshal(data, &meta); err != nil {
+	// pipelined patch: the fields producers write are decoded by hand, anything else by
+	// proto.Unmarshal (message_metadata.go).
+	meta, err := unmarshalMessageMetadata(data)
+	if err != nil {
 		return nil, ErrCorruptedMessage
 	}
 
@@ -129,7 +131,7 @@ func (r *MessageReader) ReadMessageMetadata() (*pb.MessageMetadata, error) {
 		r.hasProperties = true
 	}
 
-	return &meta, nil
+	return meta, nil
 }
 
 func (r *MessageReader) ReadBrokerMetadata() (*pb.BrokerEntryMetadata, error) {
