@@ -15,7 +15,8 @@
 // specific language governing permissions and limitations
 // under the License.
 
-// Modified for pipelined (see ../../PATCHES.md): ReadMessage decodes SingleMessageMetadata by hand (single_metadata.go).
+// Modified for pipelined (see ../../PATCHES.md): ReadMessageMetadata and ReadMessage decode MessageMetadata and
+// SingleMessageMetadata by hand (message_metadata.go, single_metadata.go).
 // Changed places are marked "pipelined patch".
 
 package internal
