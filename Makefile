@@ -69,7 +69,8 @@ FUZZ_TARGETS = ./internal/avrodec:FuzzDecode ./internal/avrodec:FuzzDecodeVarint
 	./internal/registry:FuzzReadFrame ./internal/pulsarlocal:FuzzReadFrame \
 	./internal/chlocal:FuzzDecode ./internal/chlocal:FuzzServe \
 	internal/third_party/pulsar-client-go/./pulsar/internal:FuzzSingleMetadata \
-	internal/third_party/pulsar-client-go/./pulsar/internal:FuzzMessageMetadata
+	internal/third_party/pulsar-client-go/./pulsar/internal:FuzzMessageMetadata \
+	internal/third_party/pulsar-client-go/./pulsar/internal:FuzzMessageCommand
 # A target's package is fuzzed from the module it belongs to (the text before /./, if any):
 # go test -fuzz takes only packages of the main module.
 fuzz: chdb

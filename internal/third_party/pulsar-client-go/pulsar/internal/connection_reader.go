@@ -15,6 +15,10 @@
 // specific language governing permissions and limitations
 // under the License.
 
+// Modified for pipelined (see ../../PATCHES.md): deserializeCmd decodes MESSAGE commands by hand
+// (message_command.go).
+// Changed places are marked "pipelined patch".
+
 package internal
 
 import (
@@ -28,6 +32,11 @@ import (
 type connectionReader struct {
 	cnx    *connection
 	buffer Buffer
+
+	// pipelined patch: the BaseCommand of every MESSAGE command decoded by hand, reused, so
+	// valid until the next command is read (receivedCommand hands on only its CommandMessage).
+	message     pb.BaseCommand
+	messageType pb.BaseCommand_Type
 }
 
 func newConnectionReader(cnx *connection) *connectionReader {
@@ -134,6 +143,13 @@ func (r *connectionReader) readAtLeast(size uint32) error {
 }
 
 func (r *connectionReader) deserializeCmd(data []byte) (*pb.BaseCommand, error) {
+	// pipelined patch: a MESSAGE command, one per entry received, is decoded by hand
+	// (message_command.go); every other command, and anything it does not read, as before.
+	if m := unmarshalMessageCommand(data); m != nil {
+		r.messageType = pb.BaseCommand_MESSAGE
+		r.message.Type, r.message.Message = &r.messageType, m
+		return &r.message, nil
+	}
 	cmd := &pb.BaseCommand{}
 	err := proto.Unmarshal(data, cmd)
 	if err != nil {
