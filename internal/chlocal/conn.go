@@ -50,6 +50,7 @@ type conn struct {
 	zw         *compress.Writer
 	zwMethod   compress.Method
 	blocks     blockReader
+	insertBuf  []byte // an INSERT's blocks, re-encoded for the engine
 }
 
 // serveConn speaks the protocol on nc until the client leaves or breaks it.
@@ -179,7 +180,7 @@ func (c *conn) readData() (block, error) {
 	}
 	c.r.compressed = c.compressed
 	c.blocks.r = c.r
-	b, err := c.blocks.readBlock(true, proto.FeatureCustomSerialization.In(c.ver))
+	b, err := c.blocks.readBlockShared(true, proto.FeatureCustomSerialization.In(c.ver))
 	c.r.compressed = false
 	if err != nil {
 		return b, fmt.Errorf("data block of %q: %w", d.table, err)
@@ -187,7 +188,8 @@ func (c *conn) readData() (block, error) {
 	return b, nil
 }
 
-// nextData reads the next packet, which must be Data.
+// nextData reads the next packet, which must be Data. The block's data is
+// valid until the next read.
 func (c *conn) nextData() (block, error) {
 	code, err := c.r.uvarint()
 	if err != nil {

@@ -79,7 +79,8 @@ func (br *blockReader) str(limit int) (string, error) {
 	return s, nil
 }
 
-// copyN appends the next n bytes to buf, growing it as the bytes arrive.
+// copyN appends the next n bytes to buf, growing it as the bytes arrive: at least doubling it
+// when it is full, so that a block of megabytes costs a few copies, not dozens.
 func (br *blockReader) copyN(n uint64) error {
 	if n > uint64(br.left) {
 		return fmt.Errorf("%d more bytes: %w", n, errBlockTooLarge)
@@ -88,7 +89,10 @@ func (br *blockReader) copyN(n uint64) error {
 	for n > 0 {
 		chunk := int(min(n, 1<<20))
 		start := len(br.buf)
-		br.buf = slices.Grow(br.buf, chunk)[:start+chunk]
+		if cap(br.buf)-start < chunk {
+			br.buf = slices.Grow(br.buf, max(chunk, cap(br.buf)))
+		}
+		br.buf = br.buf[:start+chunk]
 		if _, err := io.ReadFull(br.r, br.buf[start:]); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -114,10 +118,29 @@ func (br *blockReader) lastUint64(n uint64) (uint64, error) {
 	return binary.LittleEndian.Uint64(br.buf[len(br.buf)-8:]), nil
 }
 
-// readBlock reads one block. withInfo: the block starts with BlockInfo (the
-// protocol's Data packet; the Native format has none). flags: each column
-// has the custom serialization flag (protocol revision >= 54454).
+// readBlock reads one block, whose columns' data it owns. withInfo: the block
+// starts with BlockInfo (the protocol's Data packet; the Native format has
+// none). flags: each column has the custom serialization flag (protocol
+// revision >= 54454).
 func (br *blockReader) readBlock(withInfo, flags bool) (block, error) {
+	b, err := br.readBlockShared(withInfo, flags)
+	if err != nil {
+		return b, err
+	}
+	// The columns' data lie one after the other from the start of buf.
+	data := slices.Clone(br.buf)
+	off := 0
+	for i, c := range b.Cols {
+		end := off + len(c.Data)
+		b.Cols[i].Data = data[off:end:end]
+		off = end
+	}
+	return b, nil
+}
+
+// readBlockShared is readBlock with the columns' data in the reader's buffer:
+// valid until the next read, for a caller that is done with the block by then.
+func (br *blockReader) readBlockShared(withInfo, flags bool) (block, error) {
 	var b block
 	br.buf = br.buf[:0]
 	br.left = maxBlockBytes
@@ -139,8 +162,6 @@ func (br *blockReader) readBlock(withInfo, flags bool) (block, error) {
 	}
 	b.Rows = int(rows)
 	b.Cols = make([]column, 0, cols)
-	type span struct{ start, end int }
-	spans := make([]span, 0, cols)
 	for range cols {
 		var c column
 		if c.Name, err = br.str(maxNameLen); err != nil {
@@ -171,12 +192,9 @@ func (br *blockReader) readBlock(withInfo, flags bool) (block, error) {
 				return b, fmt.Errorf("column %q %s: %w", c.Name, c.Type, err)
 			}
 		}
+		end := len(br.buf)
+		c.Data = br.buf[start:end:end]
 		b.Cols = append(b.Cols, c)
-		spans = append(spans, span{start, len(br.buf)})
-	}
-	data := slices.Clone(br.buf)
-	for i, s := range spans {
-		b.Cols[i].Data = data[s.start:s.end:s.end]
 	}
 	return b, nil
 }

@@ -27,9 +27,12 @@ func (c *conn) query() error {
 	pr := c.procs.add(q.ID, c.user, q.Body, c.db)
 	defer c.procs.remove(pr)
 	defer func() {
-		// Keep the connection's scratch buffer from its largest block.
+		// Keep the connection's scratch buffers from its largest block.
 		if cap(c.blocks.buf) > 16<<20 {
 			c.blocks.buf = nil
+		}
+		if cap(c.insertBuf) > 16<<20 {
+			c.insertBuf = nil
 		}
 	}()
 	c.compressed = q.Compression == proto.CompressionEnabled
@@ -175,7 +178,6 @@ func (c *conn) insert(q proto.Query, ins insert) error {
 	}()
 	w := bufio.NewWriterSize(f, 1<<20)
 	var (
-		buf   []byte
 		rows  int
 		total int64
 	)
@@ -190,7 +192,8 @@ func (c *conn) insert(q proto.Query, ins insert) error {
 		if b.Rows == 0 {
 			continue
 		}
-		buf = appendBlock(buf[:0], b, false, false)
+		buf := appendBlock(c.insertBuf[:0], b, false, false)
+		c.insertBuf = buf
 		if _, err := w.Write(buf); err != nil {
 			return fmt.Errorf("insert into %s: %w", ins.Table, err)
 		}
