@@ -233,17 +233,29 @@ func (w *Window) countStatus(row []uint64, st int32) {
 // prefetch loads, for every reading in rs, the index slot and the row of its device, and
 // returns a sum of what it read so that the loads are not optimised away. The loads of
 // different readings do not depend on each other, so the processor overlaps their cache misses;
-// Add, one reading at a time, would wait for each miss in turn (index slot, then row).
+// Add, one reading at a time, would wait for each miss in turn (index slot, then row). The
+// rows are found first (their slots are in the cache by then) and loaded in a loop of their
+// own, 64 at a time: a few instructions per row, so more of the misses are in flight at once
+// than with the lookups in between (BenchmarkHotPath/devices=100000, 7 pairs alternating: 92-104
+// ns against 97-108).
 func (w *Window) prefetch(rs []Reading) uint64 {
 	var sum uint64
 	for k := range rs {
 		sum += uint64(w.slots[hashKey(rs[k].Key)>>w.shift].key)
 	}
-	for k := range rs {
-		if _, n := w.find(rs[k].Key); n != 0 {
-			row := w.row(int(n) - 1)
-			sum += row[0] + row[len(row)-1] // both cache lines of a 128-byte row
+	var rows [64]int32
+	for len(rs) > 0 {
+		m := min(len(rs), len(rows))
+		for k := range rs[:m] {
+			_, rows[k] = w.find(rs[k].Key)
 		}
+		for _, n := range rows[:m] {
+			if n != 0 {
+				row := w.row(int(n) - 1)
+				sum += row[0] + row[len(row)-1] // both cache lines of a 128-byte row
+			}
+		}
+		rs = rs[m:]
 	}
 	return sum
 }
