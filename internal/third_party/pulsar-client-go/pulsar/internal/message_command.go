@@ -20,9 +20,8 @@
 package internal
 
 import (
-	"encoding/binary"
-
 	pb "github.com/apache/pulsar-client-go/pulsar/internal/pulsar_proto"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // messageCommand is a MESSAGE command's CommandMessage, its MessageIdData and the scalars their
@@ -57,12 +56,12 @@ func unmarshalMessageCommand(data []byte) *pb.CommandMessage {
 		}
 		i += n
 		switch {
-		case field == 1 && wire == 0:
+		case field == 1 && wire == protowire.VarintType:
 			if v != uint64(pb.BaseCommand_MESSAGE) {
 				return nil
 			}
 			typed = true
-		case field == 9 && wire == 2 && msg == nil:
+		case field == 9 && wire == protowire.BytesType && msg == nil:
 			msg = b
 		default:
 			return nil
@@ -81,9 +80,9 @@ func unmarshalMessageCommand(data []byte) *pb.CommandMessage {
 		}
 		i += n
 		switch {
-		case wire == 2 && field == 2 && id == nil:
+		case wire == protowire.BytesType && field == 2 && id == nil:
 			id = b
-		case wire != 0:
+		case wire != protowire.VarintType:
 			return nil
 		case field == 1:
 			s.consumerID, m.ConsumerId = v, &s.consumerID
@@ -104,7 +103,7 @@ func unmarshalMessageCommand(data []byte) *pb.CommandMessage {
 	m.MessageId = d
 	for i := 0; i < len(id); {
 		field, wire, v, _, n := protoField(id[i:])
-		if n <= 0 || wire != 0 {
+		if n <= 0 || wire != protowire.VarintType {
 			return nil
 		}
 		i += n
@@ -131,29 +130,24 @@ func unmarshalMessageCommand(data []byte) *pb.CommandMessage {
 	return m
 }
 
-// protoField reads one field of a protobuf message at the start of data: its number and wire
-// type, and its value for a varint (wire type 0) or its bytes for a length-delimited one (2). n
-// is the bytes read, or 0 for input it does not read: broken, truncated, or of another wire
+// protoField reads one field of a protobuf message at the start of data with protowire: its
+// number and wire type, and its value for a varint or its bytes for a length-delimited one.
+// n is the bytes read, or 0 for input it does not read: broken, truncated, or of another wire
 // type.
-func protoField(data []byte) (field, wire, v uint64, b []byte, n int) {
-	tag, n := binary.Uvarint(data)
-	if n <= 0 {
+func protoField(data []byte) (field protowire.Number, wire protowire.Type, v uint64, b []byte, n int) {
+	field, wire, n = protowire.ConsumeTag(data)
+	if n < 0 {
 		return 0, 0, 0, nil, 0
 	}
-	field, wire = tag>>3, tag&7
-	v, m := binary.Uvarint(data[n:])
-	if m <= 0 {
-		return 0, 0, 0, nil, 0
-	}
-	n += m
+	m := -1
 	switch wire {
-	case 0:
-		return field, wire, v, nil, n
-	case 2:
-		if v > uint64(len(data)-n) {
-			return 0, 0, 0, nil, 0
-		}
-		return field, wire, 0, data[n : n+int(v) : n+int(v)], n + int(v)
+	case protowire.VarintType:
+		v, m = protowire.ConsumeVarint(data[n:])
+	case protowire.BytesType:
+		b, m = protowire.ConsumeBytes(data[n:])
 	}
-	return 0, 0, 0, nil, 0
+	if m < 0 {
+		return 0, 0, 0, nil, 0
+	}
+	return field, wire, v, b, n + m
 }
