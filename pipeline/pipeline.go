@@ -358,11 +358,26 @@ func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, err
 		return Progress{}, err
 	}
 	// Settled: the read goes in a query sent from now on.
+	q, err := r.enqueue(p)
+	if err != nil {
+		return Progress{}, err
+	}
+	select {
+	case <-q.done:
+		return q.pr, q.err
+	case <-ctx.Done():
+		return Progress{}, ctx.Err()
+	}
+}
+
+// enqueue queues a read of partition p for serve's next query, starting serve if it is not
+// running.
+func (r *progressReader) enqueue(p int) (*progressRead, error) {
 	q := &progressRead{p: p, done: make(chan struct{})}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		return Progress{}, fmt.Errorf("read progress of partition %d: the reader is closed", p)
+		return nil, fmt.Errorf("read progress of partition %d: the reader is closed", p)
 	}
 	r.queued = append(r.queued, q)
 	if !r.busy {
@@ -370,13 +385,7 @@ func (r *progressReader) ReadProgress(ctx context.Context, p int) (Progress, err
 		r.wg.Add(1)
 		go r.serve()
 	}
-	r.mu.Unlock()
-	select {
-	case <-q.done:
-		return q.pr, q.err
-	case <-ctx.Done():
-		return Progress{}, ctx.Err()
-	}
+	return q, nil
 }
 
 // serve reads the queued partitions' progress, one query for all that are queued, until the

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -129,7 +128,8 @@ func TestProgressOfSeveralPartitionsInOneQuery(t *testing.T) {
 }
 
 // Partitions that ask for their progress while a query runs are read together by the next one;
-// each read gets its own Progress, even two reads of one partition; after close, a read fails.
+// each read gets its own Progress, even two reads of one partition; a read alone (through
+// ReadProgress, settling first) is served at once; after close, a read fails.
 func TestProgressReaderReadsQueuedPartitionsInOneQuery(t *testing.T) {
 	f := newProgressFixture(t)
 	r := newProgressReader(f.w)
@@ -139,34 +139,28 @@ func TestProgressReaderReadsQueuedPartitionsInOneQuery(t *testing.T) {
 	r.busy = true
 	r.mu.Unlock()
 	parts := []int{0, 1, 2, 3, 0}
-	got := make([]Progress, len(parts))
-	errs := make([]error, len(parts))
-	var wg sync.WaitGroup
+	reads := make([]*progressRead, len(parts))
 	for i, p := range parts {
-		wg.Go(func() { got[i], errs[i] = r.ReadProgress(t.Context(), p) })
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
-		r.mu.Lock()
-		n := len(r.queued)
-		r.mu.Unlock()
-		if n == len(parts) {
-			break
+		q, err := r.enqueue(p)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d reads queued after a minute", n, len(parts))
-		}
+		reads[i] = q
 	}
 	r.wg.Add(1)
 	go r.serve()
-	wg.Wait()
+	got := make([]Progress, len(parts))
 	for i, p := range parts {
-		if errs[i] != nil {
-			t.Fatalf("read %d (partition %d): %v", i, p, errs[i])
+		<-reads[i].done
+		if reads[i].err != nil {
+			t.Fatalf("read %d (partition %d): %v", i, p, reads[i].err)
 		}
+		got[i] = reads[i].pr
 		if !reflect.DeepEqual(got[i], f.want[p]) {
 			t.Errorf("read %d (partition %d):\n got %+v\nwant %+v", i, p, got[i], f.want[p])
 		}
 	}
+	r.wg.Wait() // serve ends once it finds the queue empty
 	r.mu.Lock()
 	queries, busy := r.queries, r.busy
 	r.mu.Unlock()
