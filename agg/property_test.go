@@ -41,12 +41,15 @@ func TestStreamProperty(t *testing.T) {
 	spec := Spec{Measures: 3, Statuses: []int32{0, 2, -1}}
 	// Statuses that share a table entry, so the window looks them up one by one.
 	shared := Spec{Measures: 4, Statuses: []int32{1, -31, 2, 33}}
+	// Seven measures: Window.Add folds four at a time, then the rest one by one.
+	seven := Spec{Measures: 7, Statuses: []int32{0, 1, 2, 3, -1}}
 	configs := []StreamConfig{
 		{Spec: spec, SizeMs: 60_000, DelayMs: 5_000, LatenessMs: 2_000},
 		{Spec: spec, SizeMs: 60_000},
 		{Spec: spec, SizeMs: 60_000, DelayMs: 0, LatenessMs: 15_000},
 		{Spec: spec, SizeMs: 10_000, DelayMs: 3_000, LatenessMs: 1_000, SizeHint: 4},
 		{Spec: shared, SizeMs: 60_000, DelayMs: 5_000, LatenessMs: 2_000},
+		{Spec: seven, SizeMs: 60_000, DelayMs: 5_000, LatenessMs: 2_000},
 	}
 	for ci, cfg := range configs {
 		for seed := range uint64(4) {

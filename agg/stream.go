@@ -39,6 +39,7 @@ const (
 type Stream struct {
 	cfg  StreamConfig
 	maxT int64     // highest time seen (or advanced to); math.MinInt64 before any
+	wm   int64     // Watermark(), kept with maxT: Add and PopClosed compare with it per reading
 	open []*Window // sorted by Start
 	free []*Window
 	sink uint64 // what Prefetch read, kept so that its loads are not dead code
@@ -49,18 +50,20 @@ func NewStream(cfg StreamConfig) *Stream {
 	if cfg.SizeMs <= 0 {
 		panic("agg: StreamConfig.SizeMs must be positive") // config validation guarantees it
 	}
-	return &Stream{cfg: cfg, maxT: math.MinInt64}
+	return &Stream{cfg: cfg, maxT: math.MinInt64, wm: math.MinInt64}
 }
 
 // Config returns the stream's configuration.
 func (s *Stream) Config() StreamConfig { return s.cfg }
 
 // Watermark returns the highest time seen minus the delay, or math.MinInt64 before any.
-func (s *Stream) Watermark() int64 {
-	if s.maxT == math.MinInt64 {
-		return math.MinInt64
+func (s *Stream) Watermark() int64 { return s.wm }
+
+// advance moves the highest time seen to t, if t is higher, and the watermark with it.
+func (s *Stream) advance(t int64) {
+	if t > s.maxT {
+		s.maxT, s.wm = t, t-s.cfg.DelayMs
 	}
-	return s.maxT - s.cfg.DelayMs
 }
 
 // MaxTime returns the highest time seen (or advanced to), math.MinInt64 before any.
@@ -69,9 +72,7 @@ func (s *Stream) MaxTime() int64 { return s.maxT }
 // Restore sets the highest time seen, as recovered from the sink after a restart, so that the
 // replay judges lateness as the uninterrupted run did. It never moves time backwards.
 func (s *Stream) Restore(maxT int64) {
-	if maxT > s.maxT {
-		s.maxT = maxT
-	}
+	s.advance(maxT)
 }
 
 // WindowStart returns the start of the window that holds time t.
@@ -83,32 +84,30 @@ func (s *Stream) WindowStart(t int64) int64 {
 	return t - m
 }
 
-// closed reports whether the window starting at start can take no more readings.
-func (s *Stream) closed(start int64) bool {
-	wm := s.Watermark()
-	return wm != math.MinInt64 && start+s.cfg.SizeMs+s.cfg.LatenessMs <= wm
-}
+// closeAt returns the watermark that closes the window starting at start: its end plus the
+// lateness.
+func (s *Stream) closeAt(start int64) int64 { return start + s.cfg.SizeMs + s.cfg.LatenessMs }
+
+// closed reports whether a window that the watermark c closes (closeAt) can take no more
+// readings.
+func (s *Stream) closed(c int64) bool { return c <= s.wm && s.wm != math.MinInt64 }
 
 // Add puts r into the window holding time at (r.TimeMs for event time, the arrival time for
 // processing time) and moves the watermark. It returns the window, or nil when r is late.
 func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
 	// Most readings go to the newest open window: take it without WindowStart's division.
 	if n := len(s.open); n > 0 {
-		if w := s.open[n-1]; w.Start <= at && at < w.End && !s.closed(w.Start) {
-			if at > s.maxT {
-				s.maxT = at
-			}
+		if w := s.open[n-1]; w.Start <= at && at < w.End && !s.closed(w.closeAt) {
+			s.advance(at)
 			w.Add(r)
 			return w, Added
 		}
 	}
 	start := s.WindowStart(at)
-	if s.closed(start) {
+	if s.closed(s.closeAt(start)) {
 		return nil, Late
 	}
-	if at > s.maxT {
-		s.maxT = at
-	}
+	s.advance(at)
 	out := Added
 	var w *Window
 	i := len(s.open) - 1
@@ -152,21 +151,20 @@ func (s *Stream) newWindow(start int64) *Window {
 		w = NewWindow(s.cfg.Spec, s.cfg.SizeHint)
 	}
 	w.Reset(start, s.cfg.SizeMs)
+	w.closeAt = s.closeAt(start)
 	return w
 }
 
 // AdvanceTo moves time forward to t without a reading: processing time's clock, or an idle
 // partition's. It never moves time backwards.
 func (s *Stream) AdvanceTo(t int64) {
-	if t > s.maxT {
-		s.maxT = t
-	}
+	s.advance(t)
 }
 
 // PopClosed removes and returns the oldest window that the watermark has closed, or nil.
 // The caller owns it until it hands it back with Release.
 func (s *Stream) PopClosed() *Window {
-	if len(s.open) == 0 || !s.closed(s.open[0].Start) {
+	if len(s.open) == 0 || !s.closed(s.open[0].closeAt) {
 		return nil
 	}
 	w := s.open[0]

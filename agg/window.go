@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
 )
 
 // Spec says what is aggregated for every device in a window.
@@ -40,11 +41,12 @@ func (s Spec) Validate() error {
 //
 //   - the index is an open-addressing table of 16-byte slots (device id, row number + 1),
 //     linear probing, at most 80% full, so a lookup reads one cache line almost always;
-//   - a row is a fixed number of 8-byte words, contiguous: min, max, sum per measure as
-//     float64, then 32-bit fields packed two to a word: the total count, one count per listed
-//     status, the first and last event time as offsets from Start, and the row's index slot
-//     (from which Key reads the device id). With 4 measures and 4 statuses a row is 128 bytes:
-//     two cache lines, aligned, which the hardware fetches as a pair;
+//   - a row is a fixed number of 8-byte words, contiguous: first the fields every reading
+//     updates at fixed places, 32-bit halves of two words (the total count and the row's index
+//     slot, from which Key reads the device id; the first and last event time as offsets from
+//     Start), then min, max, sum per measure as float64, then one 32-bit count per listed
+//     status, two to a word. With 4 measures and 4 statuses a row is 128 bytes: two cache
+//     lines, aligned, which the hardware fetches as a pair;
 //   - rows live in fixed-size chunks, so a growing window never copies rows and keeps at most
 //     one partly used chunk.
 //
@@ -55,26 +57,32 @@ func (s Spec) Validate() error {
 type Window struct {
 	// Start is the window's first millisecond (epoch ms); End is Start plus the window size.
 	Start, End int64
+	closeAt    int64 // the watermark that closes the window (Stream.closeAt), set by its Stream
 
-	spec    Spec
-	statsW  int // float64 words per row: min, max, sum per measure
-	countsW int // 32-bit counters per row: total, then one per listed status
-	stride  int // words per row
-	n       int // rows
-	chunks  [][]uint64
-	slots   []slot
-	shift   uint               // 64 - log2(len(slots))
-	wide    map[int32][2]int64 // rows whose event times do not fit offsets from Start
+	spec   Spec
+	stride int // words per row
+	n      int // rows
+	chunks [][]uint64
+	slots  []slot
+	shift  uint               // 64 - log2(len(slots))
+	wide   map[int32][2]int64 // rows whose event times do not fit offsets from Start
 
 	// statuses finds a listed status's counter without a loop: entry s%32 counts status s.
 	statuses    [32]statusCounter
 	statusesAll bool // two listed statuses share an entry: look them up one by one
 }
 
+// The fixed words of a row, before the measures.
+const (
+	wCountSlot = 0 // low half: readings; high half: the row's index slot
+	wTimes     = 1 // low half: first event time; high half: last; offsets from Start
+	wMeasures  = 2 // min, max, sum of measure m at wMeasures+3m
+)
+
 // statusCounter says which row word counts status v, and what to add to it.
 type statusCounter struct {
 	v    int32
-	word int32  // word of the row, after the float64 words
+	word int32  // word of the row
 	inc  uint64 // 1 shifted to the counter's half of the word
 }
 
@@ -94,12 +102,8 @@ const (
 
 // NewWindow returns an empty window for spec with room for sizeHint devices.
 func NewWindow(spec Spec, sizeHint int) *Window {
-	w := &Window{
-		spec:    spec,
-		statsW:  3 * spec.Measures,
-		countsW: 1 + len(spec.Statuses),
-	}
-	w.stride = w.statsW + (w.countsW+3+1)/2 // counters, first, last, slot: two per word
+	w := &Window{spec: spec}
+	w.stride = w.statusWord(0) + (len(spec.Statuses)+1)/2
 	for i := range w.statuses {
 		w.statuses[i].v = int32(i + 1) // an entry nothing maps to
 	}
@@ -108,8 +112,7 @@ func NewWindow(spec Spec, sizeHint int) *Window {
 		if e.inc != 0 {
 			w.statusesAll = true
 		}
-		f := j + 1 // counter 0 is the total
-		*e = statusCounter{v: v, word: int32(f >> 1), inc: 1 << (uint(f&1) * 32)}
+		*e = statusCounter{v: v, word: int32(w.statusWord(j)), inc: 1 << (uint(j&1) * 32)}
 	}
 	slots := minSlots
 	for slots*4 < sizeHint*5 {
@@ -121,6 +124,9 @@ func NewWindow(spec Spec, sizeHint int) *Window {
 	}
 	return w
 }
+
+// statusWord returns the row word that counts listed status j, in its half j&1.
+func (w *Window) statusWord(j int) int { return wMeasures + 3*w.spec.Measures + j>>1 }
 
 func (w *Window) setSlots(n int) {
 	w.slots = make([]slot, n)
@@ -147,15 +153,18 @@ func (w *Window) row(i int) []uint64 {
 	return c[o : o+w.stride : o+w.stride]
 }
 
-// The 32-bit fields of a row: counters 0..countsW-1, then first, last and slot.
-func (w *Window) get32(row []uint64, f int) uint32 {
-	return uint32(row[w.statsW+f>>1] >> (uint(f&1) * 32))
+// slotOf returns the index slot of the row whose words are row.
+func slotOf(row []uint64) int { return int(row[wCountSlot] >> 32) }
+
+// times returns row's first and last event time offsets (first is wideTime when they are in
+// Window.wide).
+func times(row []uint64) (first, last int32) {
+	t := row[wTimes]
+	return int32(t), int32(t >> 32)
 }
 
-func (w *Window) set32(row []uint64, f int, v uint32) {
-	p := &row[w.statsW+f>>1]
-	sh := uint(f&1) * 32
-	*p = *p&^(0xffffffff<<sh) | uint64(v)<<sh
+func setTimes(row []uint64, first, last int32) {
+	row[wTimes] = uint64(uint32(first)) | uint64(uint32(last))<<32
 }
 
 func hashKey(k int64) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
@@ -166,7 +175,7 @@ func (w *Window) find(key int64) (int, int32) {
 	mask := len(w.slots) - 1
 	for i := int(hashKey(key) >> w.shift); ; i = (i + 1) & mask {
 		s := &w.slots[i]
-		if s.key == key && s.row != 0 || s.row == 0 {
+		if s.row == 0 || s.key == key {
 			return i, s.row
 		}
 	}
@@ -180,37 +189,53 @@ func (w *Window) Add(r *Reading) {
 		return
 	}
 	row := w.row(int(n) - 1)
-	for m, v := range r.Values[:w.spec.Measures] {
-		// Compared on their own, min and max compile to a compare and a conditional move each:
-		// no branch for the processor to mispredict, as it would half the time on a device's
-		// first few readings. A NaN (a null measure, not a value) compares false both ways, so
-		// it leaves them as they are; only the sum has to test for it.
-		st := row[3*m : 3*m+3 : 3*m+3]
-		lo, hi, b := st[0], st[1], math.Float64bits(v)
-		if v < math.Float64frombits(lo) {
-			lo = b
-		}
-		if v > math.Float64frombits(hi) {
-			hi = b
-		}
-		st[0], st[1] = lo, hi
-		if v == v {
-			st[2] = math.Float64bits(math.Float64frombits(st[2]) + v)
-		}
-	}
-	row[w.statsW] += 1 // the total count: the low half of the first counter word
-	w.countStatus(row, r.Status)
 	// The first and last event time, as offsets from Start: min and max of 32-bit integers,
-	// conditional moves again. A time too far from Start for an offset goes to the side map.
-	fi := w.countsW
-	first, last := int32(w.get32(row, fi)), int32(w.get32(row, fi+1))
-	d := r.TimeMs - w.Start
-	if first == wideTime || d <= math.MinInt32 || d > math.MaxInt32 {
+	// which compile to conditional moves rather than branches that depend on arrival order. A
+	// time too far from Start for an offset goes to the side map.
+	first, last := times(row)
+	row[wCountSlot]++ // the total count: the low half
+	if d := r.TimeMs - w.Start; first != wideTime && d > math.MinInt32 && d <= math.MaxInt32 {
+		setTimes(row, min(first, int32(d)), max(last, int32(d)))
+	} else {
 		w.addWideTime(row, r.TimeMs)
-		return
 	}
-	w.set32(row, fi, uint32(min(first, int32(d))))
-	w.set32(row, fi+1, uint32(max(last, int32(d))))
+	// The measures four at a time through array pointers: one bounds check for the four, and
+	// the offsets of their words are constants.
+	st, vs := row[wMeasures:], r.Values[:w.spec.Measures]
+	for len(vs) >= 4 {
+		s, v := floats12((*[12]uint64)(st)), (*[4]float64)(vs)
+		fold((*[3]float64)(s[0:3]), v[0])
+		fold((*[3]float64)(s[3:6]), v[1])
+		fold((*[3]float64)(s[6:9]), v[2])
+		fold((*[3]float64)(s[9:12]), v[3])
+		st, vs = st[12:], vs[4:]
+	}
+	for k, v := range vs {
+		fold(floats3((*[3]uint64)(st[3*k:3*k+3])), v)
+	}
+	w.countStatus(row, r.Status)
+}
+
+// floats12 and floats3 view a row's measure words as the float64 values they hold: the
+// conversion math.Float64bits makes, for a group of words at once, which keeps fold small
+// enough to be inlined.
+func floats12(s *[12]uint64) *[12]float64 { return (*[12]float64)(unsafe.Pointer(s)) }
+func floats3(s *[3]uint64) *[3]float64    { return (*[3]float64)(unsafe.Pointer(s)) }
+
+// fold adds v to a measure's min, max and sum. After a device's first few readings its min
+// and max seldom change, so each is a predicted branch and no store. A NaN (a null measure,
+// not a value) compares false both ways, so it leaves them as they are; only the sum has to
+// test for it.
+func fold(st *[3]float64, v float64) {
+	if v < st[0] {
+		st[0] = v
+	}
+	if v > st[1] {
+		st[1] = v
+	}
+	if v == v {
+		st[2] += v
+	}
 }
 
 // countStatus adds one to row's counter of status st, if st is listed.
@@ -218,15 +243,14 @@ func (w *Window) countStatus(row []uint64, st int32) {
 	if w.statusesAll {
 		for j, s := range w.spec.Statuses {
 			if s == st {
-				f := j + 1
-				row[w.statsW+f>>1] += 1 << (uint(f&1) * 32)
+				row[w.statusWord(j)] += 1 << (uint(j&1) * 32)
 				return
 			}
 		}
 		return
 	}
 	if e := &w.statuses[uint32(st)%32]; e.v == st {
-		row[w.statsW+int(e.word)] += e.inc
+		row[e.word] += e.inc
 	}
 }
 
@@ -250,9 +274,9 @@ func (w *Window) prefetch(rs []Reading) uint64 {
 			_, rows[k] = w.find(rs[k].Key)
 		}
 		for _, n := range rows[:m] {
-			if n != 0 {
-				row := w.row(int(n) - 1)
-				sum += row[0] + row[len(row)-1] // both cache lines of a 128-byte row
+			if n != 0 { // the first and last word: both cache lines of a 128-byte row
+				c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
+				sum += c[o] + c[o+w.stride-1]
 			}
 		}
 		rs = rs[m:]
@@ -262,16 +286,15 @@ func (w *Window) prefetch(rs []Reading) uint64 {
 
 // addWideTime keeps row's times in the side map once one does not fit an offset.
 func (w *Window) addWideTime(row []uint64, t int64) {
-	fi := w.countsW
-	slotIdx := int32(w.get32(row, fi+2))
+	slotIdx := int32(slotOf(row))
 	ft, ok := w.wide[slotIdx]
 	if !ok {
-		first, last := int64(int32(w.get32(row, fi)))+w.Start, int64(int32(w.get32(row, fi+1)))+w.Start
-		ft = [2]int64{first, last}
+		first, last := times(row)
+		ft = [2]int64{int64(first) + w.Start, int64(last) + w.Start}
 		if w.wide == nil {
 			w.wide = map[int32][2]int64{}
 		}
-		w.set32(row, fi, uint32(wideTime&math.MaxUint32))
+		setTimes(row, wideTime, 0)
 	}
 	ft[0], ft[1] = min(ft[0], t), max(ft[1], t)
 	w.wide[slotIdx] = ft
@@ -290,31 +313,26 @@ func (w *Window) newRow(r *Reading, i int) {
 	w.n++
 	w.slots[i] = slot{key: r.Key, row: int32(n + 1)}
 	row := w.row(n)
+	clear(row)
+	row[wCountSlot] = 1 | uint64(uint32(i))<<32
 	for m, v := range r.Values[:w.spec.Measures] {
-		st := row[3*m : 3*m+3 : 3*m+3]
+		st := row[wMeasures+3*m : wMeasures+3*m+3 : wMeasures+3*m+3]
 		if v != v {
-			st[0], st[1], st[2] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1)), 0
+			st[0], st[1] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1))
 			continue
 		}
 		b := math.Float64bits(v)
 		st[0], st[1], st[2] = b, b, b
 	}
-	for k := w.statsW + 1; k < len(row); k++ {
-		row[k] = 0
-	}
-	row[w.statsW] = 1
 	w.countStatus(row, r.Status)
-	fi := w.countsW
-	w.set32(row, fi+2, uint32(i))
 	if d := r.TimeMs - w.Start; d > math.MinInt32 && d <= math.MaxInt32 {
-		w.set32(row, fi, uint32(int32(d)))
-		w.set32(row, fi+1, uint32(int32(d)))
+		setTimes(row, int32(d), int32(d))
 		return
 	}
 	if w.wide == nil {
 		w.wide = map[int32][2]int64{}
 	}
-	w.set32(row, fi, uint32(wideTime&math.MaxUint32))
+	setTimes(row, wideTime, 0)
 	w.wide[int32(i)] = [2]int64{r.TimeMs, r.TimeMs}
 }
 
@@ -326,7 +344,6 @@ func (w *Window) grow() {
 	if len(w.wide) > 0 {
 		wide = make(map[int32][2]int64, len(w.wide))
 	}
-	fi := w.countsW
 	for _, s := range old {
 		if s.row == 0 {
 			continue
@@ -334,10 +351,10 @@ func (w *Window) grow() {
 		i, _ := w.find(s.key) // keys are unique: the empty slot where it goes
 		w.slots[i] = s
 		row := w.row(int(s.row) - 1)
-		if wide != nil && int32(w.get32(row, fi)) == wideTime {
-			wide[int32(i)] = w.wide[int32(w.get32(row, fi+2))]
+		if first, _ := times(row); wide != nil && first == wideTime {
+			wide[int32(i)] = w.wide[int32(slotOf(row))]
 		}
-		w.set32(row, fi+2, uint32(i))
+		row[wCountSlot] = row[wCountSlot]&math.MaxUint32 | uint64(uint32(i))<<32
 	}
 	if wide != nil {
 		w.wide = wide
@@ -345,33 +362,32 @@ func (w *Window) grow() {
 }
 
 // Key returns row i's device id.
-func (w *Window) Key(i int) int64 {
-	return w.slots[w.get32(w.row(i), w.countsW+2)].key
-}
+func (w *Window) Key(i int) int64 { return w.slots[slotOf(w.row(i))].key }
 
 // Count returns how many readings row i aggregates.
-func (w *Window) Count(i int) uint32 { return w.get32(w.row(i), 0) }
+func (w *Window) Count(i int) uint32 { return uint32(w.row(i)[wCountSlot]) }
 
 // StatusCount returns how many of row i's readings had status Spec.Statuses[j].
-func (w *Window) StatusCount(i, j int) uint32 { return w.get32(w.row(i), 1+j) }
+func (w *Window) StatusCount(i, j int) uint32 {
+	return uint32(w.row(i)[w.statusWord(j)] >> (uint(j&1) * 32))
+}
 
 // Measure returns row i's min, max and sum of measure m. A measure that was null in every
 // reading has min +Inf, max -Inf and sum 0.
 func (w *Window) Measure(i, m int) (lo, hi, sum float64) {
-	st := w.row(i)[3*m : 3*m+3]
+	st := w.row(i)[wMeasures+3*m : wMeasures+3*m+3]
 	return math.Float64frombits(st[0]), math.Float64frombits(st[1]), math.Float64frombits(st[2])
 }
 
 // EventTimes returns the first and last event time (epoch ms) of row i's readings.
 func (w *Window) EventTimes(i int) (first, last int64) {
 	row := w.row(i)
-	fi := w.countsW
-	f := int32(w.get32(row, fi))
+	f, l := times(row)
 	if f == wideTime {
-		t := w.wide[int32(w.get32(row, fi+2))]
+		t := w.wide[int32(slotOf(row))]
 		return t[0], t[1]
 	}
-	return int64(f) + w.Start, int64(int32(w.get32(row, fi+1))) + w.Start
+	return int64(f) + w.Start, int64(l) + w.Start
 }
 
 // Spec returns what the window aggregates.
