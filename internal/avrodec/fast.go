@@ -227,12 +227,20 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 		// A case may leave i past the end of b, where the record cannot be whole: i only grows,
 		// every step gives up on a payload it finds ended, and so does the check after the loop.
 		if s.op == fVarint {
+			// One byte, the commonest length, is one load and one compare: no word to build,
+			// and near the end of b no shift. Below, the first byte goes on (or i is past the
+			// end of b, and so will be).
+			if uint(i) < uint(len(b)) && b[i] < 0x80 {
+				out[s.idx&3] = uint64(b[i])
+				i++
+				continue
+			}
 			// Near the end of b, the last 8 bytes with those before i shifted out: the zeros
 			// shifted in end a varint that runs past the end of b, and i passes len(b).
 			var x uint64
 			switch rem := len(b) - i; {
 			case rem >= 8:
-				x = binary.LittleEndian.Uint64(b[i:])
+				x = binary.LittleEndian.Uint64(b[i : i+8]) // not b[i:], which masks its pointer
 			case rem > 0 && len(b) >= 8:
 				x = binary.LittleEndian.Uint64(b[len(b)-8:]) >> (uint(8*(8-rem)) & 63)
 			default:
@@ -240,26 +248,34 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 			}
 			// The common lengths are branches rather than arithmetic: predicted, they let the
 			// next field's loads start before this varint is decoded (uvarintWord's length
-			// waits for the load). Up to 3 bytes, a varint fits any int.
+			// waits for the load). Up to 3 bytes, a varint fits any int. 6 bytes, a long's
+			// (epoch milliseconds from mid-1970 to 2039), is worth its case too: uvarintWord
+			// costs twice the instructions. It must still check maxV, for a status long.
 			var v uint64
-			var n int
 			switch {
-			case x&0x80 == 0:
-				v, n = x&0x7f, 1
 			case x&0x8000 == 0:
-				v, n = x&0x7f|x>>1&0x3f80, 2
+				v = x&0x7f | x>>1&0x3f80
+				i += 2
 			case x&0x800000 == 0:
-				v, n = x&0x7f|x>>1&0x3f80|x>>2&0x1fc000, 3
+				v = x&0x7f | x>>1&0x3f80 | x>>2&0x1fc000
+				i += 3
+			case x&0x808080808080 == 0x008080808080 && s.maxLen > maxInt32Len:
+				v = x&0x7f | x>>1&0x3f80 | x>>2&0x1fc000 | x>>3&0xfe00000 | x>>4&0x7f0000000 | x>>5&0x3f800000000
+				if v > s.maxV {
+					return d.decodeCareful(b, r)
+				}
+				i += 6
 			default:
+				var n int
 				if v, n = uvarintWord(x); n == 0 {
 					goto slow // 9 bytes or more
 				}
 				if n > int(s.maxLen) || v > s.maxV {
 					return d.decodeCareful(b, r)
 				}
+				i += n
 			}
 			out[s.idx&3] = v
-			i += n
 			continue
 		}
 		switch s.op {
@@ -283,7 +299,7 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 			continue
 		case fStrings:
 			j := i
-			for range s.n {
+			for n := s.n; n > 0; n-- { // counting down: no compare with s.n
 				if uint(j) >= uint(len(b)) {
 					return d.decodeCareful(b, r)
 				}
@@ -291,7 +307,7 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 				if h&0x81 != 0 { // a longer length, or a negative one
 					goto slow
 				}
-				j += int(h>>1) + 1
+				j += int(h+2) >> 1 // the length byte and the h/2 bytes after it
 			}
 			i = j
 			continue
