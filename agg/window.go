@@ -203,38 +203,36 @@ func (w *Window) Add(r *Reading) {
 	// the offsets of their words are constants.
 	st, vs := row[wMeasures:], r.Values[:w.spec.Measures]
 	for len(vs) >= 4 {
-		s, v := floats12((*[12]uint64)(st)), (*[4]float64)(vs)
-		fold((*[3]float64)(s[0:3]), v[0])
-		fold((*[3]float64)(s[3:6]), v[1])
-		fold((*[3]float64)(s[6:9]), v[2])
-		fold((*[3]float64)(s[9:12]), v[3])
+		s, v := (*[12]uint64)(st), (*[4]float64)(vs)
+		fold((*[3]uint64)(s[0:3]), v[0])
+		fold((*[3]uint64)(s[3:6]), v[1])
+		fold((*[3]uint64)(s[6:9]), v[2])
+		fold((*[3]uint64)(s[9:12]), v[3])
 		st, vs = st[12:], vs[4:]
 	}
 	for k, v := range vs {
-		fold(floats3((*[3]uint64)(st[3*k:3*k+3])), v)
+		fold((*[3]uint64)(st[3*k:3*k+3]), v)
 	}
 	w.countStatus(row, r.Status)
 }
 
-// floats12 and floats3 view a row's measure words as the float64 values they hold: the
-// conversion math.Float64bits makes, for a group of words at once, which keeps fold small
-// enough to be inlined.
-func floats12(s *[12]uint64) *[12]float64 { return (*[12]float64)(unsafe.Pointer(s)) }
-func floats3(s *[3]uint64) *[3]float64    { return (*[3]float64)(unsafe.Pointer(s)) }
-
-// fold adds v to a measure's min, max and sum. After a device's first few readings its min
-// and max seldom change, so each is a predicted branch and no store. A NaN (a null measure,
-// not a value) compares false both ways, so it leaves them as they are; only the sum has to
-// test for it.
-func fold(st *[3]float64, v float64) {
-	if v < st[0] {
-		st[0] = v
+// fold adds v to a measure's min, max and sum, its row words st. Compared on their own, min
+// and max compile to a compare and a conditional move each: no branch for the processor to
+// mispredict, as it would half the time on a device's first few readings. A NaN (a null
+// measure, not a value) compares false both ways, so it leaves them as they are; only the sum
+// has to test for it. The sum is added through a float64 view of its word (the conversion
+// math.Float64bits makes), which keeps fold small enough to be inlined.
+func fold(st *[3]uint64, v float64) {
+	lo, hi, b := st[0], st[1], math.Float64bits(v)
+	if v < math.Float64frombits(lo) {
+		lo = b
 	}
-	if v > st[1] {
-		st[1] = v
+	if v > math.Float64frombits(hi) {
+		hi = b
 	}
+	st[0], st[1] = lo, hi
 	if v == v {
-		st[2] += v
+		(*[3]float64)(unsafe.Pointer(st))[2] += v
 	}
 }
 
@@ -313,16 +311,18 @@ func (w *Window) newRow(r *Reading, i int) {
 	w.n++
 	w.slots[i] = slot{key: r.Key, row: int32(n + 1)}
 	row := w.row(n)
-	clear(row)
 	row[wCountSlot] = 1 | uint64(uint32(i))<<32
 	for m, v := range r.Values[:w.spec.Measures] {
 		st := row[wMeasures+3*m : wMeasures+3*m+3 : wMeasures+3*m+3]
 		if v != v {
-			st[0], st[1] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1))
+			st[0], st[1], st[2] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1)), 0
 			continue
 		}
 		b := math.Float64bits(v)
 		st[0], st[1], st[2] = b, b, b
+	}
+	for k := w.statusWord(0); k < len(row); k++ {
+		row[k] = 0
 	}
 	w.countStatus(row, r.Status)
 	if d := r.TimeMs - w.Start; d > math.MinInt32 && d <= math.MaxInt32 {
