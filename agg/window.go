@@ -156,6 +156,11 @@ func (w *Window) row(i int) []uint64 {
 // slotOf returns the index slot of the row whose words are row.
 func slotOf(row []uint64) int { return int(row[wCountSlot] >> 32) }
 
+// setSlot records the row's index slot i, keeping its count.
+func setSlot(row []uint64, i int) {
+	row[wCountSlot] = row[wCountSlot]&math.MaxUint32 | uint64(uint32(i))<<32
+}
+
 // times returns row's first and last event time offsets (first is wideTime when they are in
 // Window.wide).
 func times(row []uint64) (first, last int32) {
@@ -273,6 +278,7 @@ func (w *Window) prefetch(rs []Reading) uint64 {
 		}
 		for _, n := range rows[:m] {
 			if n != 0 { // the first and last word: both cache lines of a 128-byte row
+				// row's address without the slice row returns: 9 instructions less a reading.
 				c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
 				sum += c[o] + c[o+w.stride-1]
 			}
@@ -311,7 +317,8 @@ func (w *Window) newRow(r *Reading, i int) {
 	w.n++
 	w.slots[i] = slot{key: r.Key, row: int32(n + 1)}
 	row := w.row(n)
-	row[wCountSlot] = 1 | uint64(uint32(i))<<32
+	row[wCountSlot] = 1
+	setSlot(row, i)
 	for m, v := range r.Values[:w.spec.Measures] {
 		st := row[wMeasures+3*m : wMeasures+3*m+3 : wMeasures+3*m+3]
 		if v != v {
@@ -354,7 +361,7 @@ func (w *Window) grow() {
 		if first, _ := times(row); wide != nil && first == wideTime {
 			wide[int32(i)] = w.wide[int32(slotOf(row))]
 		}
-		row[wCountSlot] = row[wCountSlot]&math.MaxUint32 | uint64(uint32(i))<<32
+		setSlot(row, i)
 	}
 	if wide != nil {
 		w.wide = wide
