@@ -22,6 +22,7 @@ import (
 
 	"github.com/pipelined/pipelined/internal/loadgen"
 	"github.com/pipelined/pipelined/internal/sdnotify"
+	"github.com/pipelined/pipelined/internal/thp"
 	"github.com/pipelined/pipelined/pipeline"
 )
 
@@ -144,6 +145,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	slog.SetDefault(log)
 	log.Info("starting", "version", getVersion(), "config", *path)
+	if m, err := thp.Mode(thp.EnabledPath); err == nil && m != "always" {
+		// Not an error: pipelined runs the same, at more CPU per message (internal/thp).
+		log.Info("transparent huge pages are not \"always\": the Go heap runs on 4 KiB pages, which costs CPU per message; the Ansible role sets them (pipelined_transparent_hugepages)",
+			"mode", m, "switch", thp.EnabledPath)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -27,6 +27,7 @@ import (
 
 	"github.com/pipelined/pipelined/internal/chlocal"
 	"github.com/pipelined/pipelined/internal/pulsarlocal"
+	"github.com/pipelined/pipelined/internal/thp"
 	"github.com/pipelined/pipelined/pipeline"
 )
 
@@ -67,6 +68,8 @@ type options struct {
 	brokerProf  string
 	harnessProf string
 	plProf      string
+	thp         string // the transparent huge pages mode for the run; empty: the host's
+	thpNote     string // what the table says about it
 }
 
 func run() error {
@@ -90,6 +93,7 @@ func run() error {
 	flag.StringVar(&o.harnessProf, "harness-cpuprofile", "", "write this process's CPU profile (the local broker and ClickHouse) during the last pipelined drain to this file")
 	flag.StringVar(&o.brokerProf, "broker-cpuprofile", "", "write this process's CPU profile (the local broker) during the last bare drain to this file")
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
+	flag.StringVar(&o.thp, "thp", "always", "transparent huge pages mode for the run, as the Ansible role sets it on the pipelined host (written to "+thp.EnabledPath+" and put back at the end; needs root); empty: leave the host's")
 	flag.Parse()
 	if o.pipelined == "" && o.only != "bare" {
 		return fmt.Errorf("-pipelined is required")
@@ -108,6 +112,8 @@ func run() error {
 	}
 	started := time.Now()
 	load0 := loadavg()
+	restore := setTHP(&o, logf)
+	defer restore()
 
 	cache := os.Getenv("PIPELINED_CACHE")
 	if cache == "" {
@@ -223,6 +229,42 @@ func startProfile(file string, logf func(string, ...any)) (stop func()) {
 	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
+// setTHP sets the transparent huge pages mode o.thp asks for, notes in o.thpNote what the run
+// had, and returns what puts the host's mode back. A host where it cannot be set runs with its
+// own mode, and the table says so.
+func setTHP(o *options, logf func(string, ...any)) (restore func()) {
+	restore = func() {}
+	if o.thp == "" {
+		m, err := thp.Mode(thp.EnabledPath)
+		if err != nil {
+			m = err.Error()
+		}
+		o.thpNote = m + " (the host's)"
+		return restore
+	}
+	was, err := thp.Set(thp.EnabledPath, o.thp)
+	switch {
+	case err != nil:
+		logf("%v; running with the host's mode", err)
+		m, merr := thp.Mode(thp.EnabledPath)
+		if merr != nil {
+			m = "unknown"
+		}
+		o.thpNote = fmt.Sprintf("%s (the host's; setting %s failed: %v)", m, o.thp, err)
+	case was == o.thp:
+		o.thpNote = o.thp + " (the host's)"
+	default:
+		logf("transparent huge pages: %s for this run (the host had %s)", o.thp, was)
+		o.thpNote = fmt.Sprintf("%s (set for this run; the host had %s, put back after)", o.thp, was)
+		restore = func() {
+			if _, err := thp.Set(thp.EnabledPath, was); err != nil {
+				logf("put back the host's mode: %v", err)
+			}
+		}
+	}
+	return restore
+}
+
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -274,9 +316,12 @@ func median(xs []float64) float64 {
 // table renders the results as Markdown.
 func table(o options, rs []drainResult, started time.Time, load0 string) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Run %s UTC, %s on %d CPUs (%s), load average %s at start, %s at end; took %s.\n\n",
-		started.UTC().Format("2006-01-02 15:04"), goVersion(), runtime.NumCPU(), cpuModel(), load0, loadavg(), time.Since(started).Round(time.Second))
+	fmt.Fprintf(&sb, "Run %s UTC, %s on %d CPUs (%s), load average %s at start, %s at end; took %s. Transparent huge pages: %s.\n\n",
+		started.UTC().Format("2006-01-02 15:04"), goVersion(), runtime.NumCPU(), cpuModel(), load0, loadavg(), time.Since(started).Round(time.Second), o.thpNote)
 	fmt.Fprintf(&sb, "Command: `go run ./bench -pipelined ./pipelined -n %d -padded-n %d -rounds %d -receiver-queue %d -message-channel %d -connections %d", o.messages, o.padded, o.rounds, o.queue, o.channel, o.conns)
+	if o.thp != "always" {
+		fmt.Fprintf(&sb, " -thp '%s'", o.thp)
+	}
 	if o.env != "" {
 		fmt.Fprintf(&sb, " -env '%s'", o.env)
 	}
