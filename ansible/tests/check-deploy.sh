@@ -269,6 +269,7 @@ check_stat /etc/pipelined/SensorData.avsc "640 root pipelined"
 check_stat /etc/pipelined/pipelined.env "600 root root"
 check_stat /etc/systemd/system/pipelined.service "644 root root"
 check_stat /etc/systemd/system/pipelined.service.d/override.conf "644 root root"
+check_stat /etc/systemd/system/pipelined-thp.service "644 root root"
 cmp -s "$unit" "$root/etc/systemd/system/pipelined.service" || fail "installed unit differs from $unit"
 cmp -s "$repo/internal/schemas/SensorData.avsc" "$root/etc/pipelined/SensorData.avsc" || fail "installed schema differs from the repo's"
 
@@ -280,6 +281,20 @@ echo "ok  user: $pw"
 [ "$(readlink "$root/etc/systemd/system/multi-user.target.wants/pipelined.service")" = /etc/systemd/system/pipelined.service ] ||
 	fail "pipelined.service is not enabled in multi-user.target"
 echo "ok  enabled: multi-user.target.wants/pipelined.service"
+
+thp_unit=$root/etc/systemd/system/pipelined-thp.service
+grep -Fqx "ExecStart=/bin/sh -c 'echo always > /sys/kernel/mm/transparent_hugepage/enabled'" "$thp_unit" ||
+	fail "pipelined-thp.service does not write always (the role's default) to the THP mode"
+for want in Type=oneshot RemainAfterExit=yes Before=pipelined.service WantedBy=multi-user.target; do
+	grep -Fqx "$want" "$thp_unit" || fail "pipelined-thp.service lacks $want"
+done
+[ "$(readlink "$root/etc/systemd/system/multi-user.target.wants/pipelined-thp.service")" = /etc/systemd/system/pipelined-thp.service ] ||
+	fail "pipelined-thp.service is not enabled in multi-user.target"
+# Ordering only, from the THP unit's side: pipelined must start where the mode cannot be set.
+if grep -q thp "$root/etc/systemd/system/pipelined.service" "$root/etc/systemd/system/pipelined.service.d/"*.conf; then
+	fail "pipelined.service depends on pipelined-thp.service"
+fi
+echo "ok  pipelined-thp.service: writes always before pipelined.service, enabled; pipelined.service does not depend on it"
 
 grep -Fqx "PIPELINED_PULSAR_TOKEN='$CHECK_DEPLOY_TOKEN'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the Pulsar token"
 grep -Fqx "PIPELINED_CLICKHOUSE_PASSWORD='$CHECK_DEPLOY_PASSWORD'" "$root/etc/pipelined/pipelined.env" || fail "env file lacks the ClickHouse password"
@@ -339,14 +354,34 @@ step "systemd-analyze verify (unit + drop-in, in the root)"
 # inside the root, where the role installed both.
 mount -t proc proc "$root/proc"
 verify_out=$(chroot "$root" env SYSTEMD_LOG_LEVEL=notice systemd-analyze verify \
-	/etc/systemd/system/pipelined.service /etc/systemd/system/pipelined-producer.service \
+	/etc/systemd/system/pipelined.service /etc/systemd/system/pipelined-thp.service /etc/systemd/system/pipelined-producer.service \
 	pulsar@zookeeper.service pulsar@bookie.service pulsar@broker.service 2>&1) && v_rc=0 || v_rc=$?
 umount -l "$root/proc"
 # A minimal root lacks targets and units the host has; only pipelined.service's own lines count.
 own=$(grep -E 'pipelined|pulsar' <<<"$verify_out" || true)
 [ -n "$verify_out" ] && printf '%s\n' "$verify_out"
-[ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service pipelined-producer.service pulsar@*.service (exit $v_rc)"
+[ "$v_rc" -eq 0 ] && [ -z "$own" ] || fail "systemd-analyze verify pipelined.service pipelined-thp.service pipelined-producer.service pulsar@*.service (exit $v_rc)"
 echo "ok  systemd-analyze verify: clean"
+
+step "apply the roles with pipelined_transparent_hugepages=\"\" (the THP unit goes), then with an invalid mode"
+play "$work/run3.log" -e '{"pipelined_transparent_hugepages": ""}' || { cat "$work/run3.log"; fail "the run with pipelined_transparent_hugepages=\"\" failed"; }
+recap "$work/run3.log"
+# One task changes: the removal of the unit and its link; nothing else moves.
+if ! grep -qE ' changed=1 .*failed=0 ' <(recap "$work/run3.log"); then
+	grep -E '^(changed|TASK)' "$work/run3.log" | grep -B1 '^changed' >&2 || true
+	fail "pipelined_transparent_hugepages=\"\": want exactly the THP unit's removal changed (changed tasks above)"
+fi
+for f in /etc/systemd/system/pipelined-thp.service /etc/systemd/system/multi-user.target.wants/pipelined-thp.service; do
+	[ ! -e "$root$f" ] && [ ! -L "$root$f" ] || fail "$f is still there with pipelined_transparent_hugepages=\"\""
+done
+[ -L "$root/etc/systemd/system/multi-user.target.wants/pipelined.service" ] || fail "pipelined.service lost its enabled link"
+echo "ok  pipelined_transparent_hugepages=\"\": unit and link removed, pipelined.service still enabled"
+if play "$work/run4.log" -e pipelined_transparent_hugepages=sometimes; then
+	fail "pipelined_transparent_hugepages=sometimes passed the role's variable check"
+fi
+grep -A3 'TASK \[pipelined : Check the role.s variables\]' "$work/run4.log" | grep -q 'pipelined_transparent_hugepages must be always, madvise, never' ||
+	{ cat "$work/run4.log"; fail "pipelined_transparent_hugepages=sometimes did not stop at the variable check"; }
+echo "ok  pipelined_transparent_hugepages=sometimes: stopped by the variable check"
 
 # --- live: the role and the unit under a real systemd ------------------------------------------
 # The root boots with systemd-nspawn, network-isolated (--private-network: loopback only),
@@ -450,8 +485,12 @@ for l in lines[-14:]:
 	EXE
 	chmod +x "$work/nsenter-exe"
 	# The database the clickhouse role would create; chDB starts with "default" only.
+	# THP: the container's /sys is read-only, so pipelined-thp.service is skipped by its
+	# condition; should it ever be writable, the unit writes the host's own mode back.
+	host_thp=$(sed -nE 's/.*\[([a-z]+)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
 	live_extra=(-e "ansible_chroot_exe=$work/nsenter-exe" -e pipelined_manage_service=true
-		-e pipelined_clickhouse_database=default -e pipelined_window_size=10s -e pipelined_readyz_retries=15)
+		-e pipelined_clickhouse_database=default -e pipelined_window_size=10s -e pipelined_readyz_retries=15
+		-e "pipelined_transparent_hugepages=${host_thp:-always}")
 
 	step "live: apply the role (config changed: handlers restart, then /readyz)"
 	play "$work/live1.log" "${live_extra[@]}" || {
@@ -463,6 +502,12 @@ for l in lines[-14:]:
 	grep -q 'RUNNING HANDLER \[pipelined : Restart pipelined\]' "$work/live1.log" || fail "live run: the restart handler did not run"
 	grep -A1 'TASK \[pipelined : Wait for /readyz\]' "$work/live1.log" | grep -q '^ok:' || fail "live run: /readyz wait did not pass"
 	echo "ok  handler restarted pipelined; /readyz answered 200"
+	grep -q 'RUNNING HANDLER \[pipelined : Apply the transparent huge pages mode\]' "$work/live1.log" ||
+		fail "live run: the THP handler did not run for the reinstalled unit"
+	[ "$(in_ct systemctl is-enabled pipelined-thp.service)" = enabled ] || fail "live run: pipelined-thp.service is not enabled"
+	thp_state=$(in_ct systemctl show -p ActiveState --value pipelined-thp.service)/$(in_ct systemctl show -p ConditionResult --value pipelined-thp.service)
+	case $thp_state in inactive/no | active/yes) ;; *) fail "live run: pipelined-thp.service is $thp_state (ActiveState/ConditionResult)" ;; esac
+	echo "ok  pipelined-thp.service enabled, $thp_state (ActiveState/ConditionResult: skipped where /sys is read-only)"
 
 	step "live: apply the role again (changed=0, no restart)"
 	pid_before=$(in_ct systemctl show -p MainPID --value pipelined.service)
