@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -236,21 +237,17 @@ func setTHP(o *options, logf func(string, ...any)) (restore func()) {
 	restore = func() {}
 	if o.thp == "" {
 		m, err := thp.Mode(thp.EnabledPath)
-		if err != nil {
-			m = err.Error()
-		}
 		o.thpNote = m + " (the host's)"
+		if err != nil {
+			o.thpNote = fmt.Sprintf("unknown (%v)", err)
+		}
 		return restore
 	}
-	was, err := thp.Set(thp.EnabledPath, o.thp)
+	was, err := thp.Set(thp.EnabledPath, o.thp) // was is the host's mode, also when the write failed
 	switch {
 	case err != nil:
 		logf("%v; running with the host's mode", err)
-		m, merr := thp.Mode(thp.EnabledPath)
-		if merr != nil {
-			m = "unknown"
-		}
-		o.thpNote = fmt.Sprintf("%s (the host's; setting %s failed: %v)", m, o.thp, err)
+		o.thpNote = fmt.Sprintf("%s (the host's; setting %s failed: %v)", cmp.Or(was, "unknown"), o.thp, err)
 	case was == o.thp:
 		o.thpNote = o.thp + " (the host's)"
 	default:
