@@ -13,6 +13,7 @@ package thp
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -48,11 +49,7 @@ func Mode(path string) (string, error) {
 
 // Set writes mode to path and returns the mode it replaced; it needs root.
 func Set(path, mode string) (was string, err error) {
-	valid := false
-	for _, m := range Modes {
-		valid = valid || m == mode
-	}
-	if !valid {
+	if !slices.Contains(Modes, mode) {
 		return "", fmt.Errorf("transparent huge pages: mode %q is not one of %s", mode, strings.Join(Modes, ", "))
 	}
 	if was, err = Mode(path); err != nil {

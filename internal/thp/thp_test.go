@@ -38,6 +38,9 @@ func TestSet(t *testing.T) {
 	if was, err := Set(path, "madvise"); was != "madvise" || err != nil {
 		t.Errorf("Set of the current mode: %q, %v; want madvise and no write", was, err)
 	}
+	if b, _ := os.ReadFile(path); string(b) != "always [madvise] never\n" {
+		t.Errorf("Set of the current mode wrote the switch: it reads %q", b)
+	}
 	was, err := Set(path, "always")
 	if was != "madvise" || err == nil || !strings.Contains(err.Error(), `now reads ""`) {
 		t.Errorf("Set(always) on a plain file: %q, %v; want madvise and an error that the write did not take", was, err)
