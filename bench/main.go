@@ -310,6 +310,17 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// roundRatios are pipelined / bare of one record's rounds: the rates, the messages per CPU-second
+// of the client process, and the messages per CPU-second of the client and the harness together
+// (the two CPUs' whole work, when the test services share them).
+type roundRatios struct{ rate, cpu, machine []float64 }
+
+func (rr *roundRatios) add(pl, bare drainResult) {
+	rr.rate = append(rr.rate, pl.rate()/bare.rate())
+	rr.cpu = append(rr.cpu, pl.perCPU()/bare.perCPU())
+	rr.machine = append(rr.machine, pl.perMachineCPU()/bare.perMachineCPU())
+}
+
 // table renders the results as Markdown.
 func table(o options, rs []drainResult, started time.Time, load0 string) string {
 	var sb strings.Builder
@@ -325,39 +336,48 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 	sb.WriteString("`\n\n")
 	sb.WriteString("| record | client | round | messages | drain s | msg/s | msg/s per CPU-s | MB/s | allocs/msg | peak RSS MiB | GC share | close→visible p99 | pipelined / bare |\n")
 	sb.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	bare := map[string]float64{}
-	ratios := map[string][]float64{} // by record
+	bare := map[string]drainResult{}    // by record and round
+	ratios := map[string]*roundRatios{} // by record
 	var records []string
 	for _, r := range rs {
-		rate := float64(r.Messages) / r.Drain.Seconds()
 		ratio := "-"
 		key := fmt.Sprintf("%s/%d", r.Record, r.Round)
 		if r.Client == "bare" {
-			bare[key] = rate
-		} else if b := bare[key]; b > 0 {
-			ratio = fmt.Sprintf("%.2f", rate/b)
-			if ratios[r.Record] == nil {
+			bare[key] = r
+		} else if b, ok := bare[key]; ok {
+			rr := ratios[r.Record]
+			if rr == nil {
+				rr = &roundRatios{}
+				ratios[r.Record] = rr
 				records = append(records, r.Record)
 			}
-			ratios[r.Record] = append(ratios[r.Record], rate/b)
+			rr.add(r, b)
+			ratio = fmt.Sprintf("%.2f", rr.rate[len(rr.rate)-1])
 		}
 		p99 := "-"
 		if !math.IsNaN(r.P99) {
 			p99 = fmt.Sprintf("≤ %gs", r.P99)
 		}
 		fmt.Fprintf(&sb, "| %s | %s | %d | %d | %.2f | %.0f | %.0f | %.1f | %.2f | %d | %.1f%% | %s | %s |\n",
-			r.Record, r.Client, r.Round, r.Messages, r.Drain.Seconds(), rate, float64(r.Messages)/r.CPU,
+			r.Record, r.Client, r.Round, r.Messages, r.Drain.Seconds(), r.rate(), r.perCPU(),
 			float64(r.Bytes)/r.Drain.Seconds()/1e6, r.Allocs, r.RSS>>20, 100*r.GCShare, p99, ratio)
 	}
 	if len(records) > 0 {
-		sb.WriteString("\nMedian pipelined / bare over the rounds (the host is shared, so single rounds scatter):")
-		for i, rec := range records {
-			sep := ","
-			if i == 0 {
-				sep = ""
+		medians := func(format string, pick func(*roundRatios) []float64) {
+			for i, rec := range records {
+				sep := ","
+				if i == 0 {
+					sep = ""
+				}
+				fmt.Fprintf(&sb, "%s %s "+format, sep, rec, median(pick(ratios[rec])))
 			}
-			fmt.Fprintf(&sb, "%s %s **%.2f**", sep, rec, median(ratios[rec]))
 		}
+		sb.WriteString("\nMedian pipelined / bare over the rounds (the host is shared, so single rounds scatter):")
+		medians("**%.2f**", func(rr *roundRatios) []float64 { return rr.rate })
+		sb.WriteString(". The same for messages per CPU-second, the client process's alone:")
+		medians("%.2f", func(rr *roundRatios) []float64 { return rr.cpu })
+		sb.WriteString("; and with the harness's CPU added (the broker, and for pipelined the local ClickHouse):")
+		medians("%.2f", func(rr *roundRatios) []float64 { return rr.machine })
 		sb.WriteString(".\n")
 	}
 	sb.WriteString("\nDrain: first subscribe to the last partition's backlog at zero (broker-side). Each client is sent SIGTERM once it has received every message: the bare client acknowledges what it took and exits; pipelined, which acknowledges only what is in ClickHouse, writes its open windows (graceful stop) and acknowledges them, so its drain includes the last ClickHouse insert. close→visible p99 is read from pipelined's /metrics before the stop (windows closed by the watermark only). MB/s counts Avro payload bytes. CPU (from the first subscribe) and peak RSS (VmHWM, sampled every 20 ms until exit) are the client process's only (the broker and ClickHouse run in the harness process). Allocations per message are the process's total heap allocations divided by the messages.\n")

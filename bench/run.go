@@ -41,6 +41,12 @@ type drainResult struct {
 	Harness  float64       // this process's CPU seconds over the drain: the broker, and ClickHouse for pipelined
 }
 
+func (r drainResult) rate() float64   { return float64(r.Messages) / r.Drain.Seconds() }
+func (r drainResult) perCPU() float64 { return float64(r.Messages) / r.CPU }
+
+// perMachineCPU is messages per CPU-second of the client and the harness together.
+func (r drainResult) perMachineCPU() float64 { return float64(r.Messages) / (r.CPU + r.Harness) }
+
 // drainSpec says how to run one drain.
 type drainSpec struct {
 	broker     *pulsarlocal.Broker
