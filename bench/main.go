@@ -344,7 +344,7 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 		key := fmt.Sprintf("%s/%d", r.Record, r.Round)
 		if r.Client == "bare" {
 			bare[key] = r
-		} else if b, ok := bare[key]; ok {
+		} else if b, ok := bare[key]; ok && b.rate() > 0 {
 			rr := ratios[r.Record]
 			if rr == nil {
 				rr = &roundRatios{}
