@@ -78,7 +78,7 @@ func run() error {
 	flag.StringVar(&o.pipelined, "pipelined", "", "the pipelined binary (required)")
 	flag.Int64Var(&o.messages, "n", 20_000_000, "messages in the 41-byte backlog")
 	flag.Int64Var(&o.padded, "padded-n", 20_000_000, "messages in the ~300-byte backlog; 0 skips it")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each drains the backlog with both clients")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each drains the backlog with both clients, bare first in odd rounds and pipelined first in even ones")
 	flag.IntVar(&o.devices, "devices", 100_000, "devices")
 	flag.IntVar(&o.partitions, "partitions", 64, "topic partitions")
 	flag.Int64Var(&o.rate, "rate", 1_000_000, "messages per second of event time when the backlog was produced (4 producers)")
@@ -179,7 +179,7 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 	}
 	var out []drainResult
 	for r := 1; r <= o.rounds; r++ {
-		for _, client := range []string{"bare", "pipelined"} {
+		for _, client := range roundOrder(r) {
 			if o.only != "" && o.only != client {
 				continue
 			}
@@ -211,6 +211,17 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 		}
 	}
 	return out, nil
+}
+
+// roundOrder is the order of the clients in round r: bare first in odd rounds, pipelined first
+// in even ones (ABBA), so that a host that speeds up or slows down over a run, or whatever the
+// drain before leaves behind (the other client's freed memory, the broker's caches), weighs on
+// both clients alike rather than always on the second.
+func roundOrder(r int) []string {
+	if r%2 == 1 {
+		return []string{"bare", "pipelined"}
+	}
+	return []string{"pipelined", "bare"}
 }
 
 // startProfile profiles this process into file until the returned function is called; with
@@ -336,15 +347,17 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 	sb.WriteString("`\n\n")
 	sb.WriteString("| record | client | round | messages | drain s | msg/s | msg/s per CPU-s | MB/s | allocs/msg | peak RSS MiB | GC share | close→visible p99 | pipelined / bare |\n")
 	sb.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	bare := map[string]drainResult{}    // by record and round
+	bare := map[string]drainResult{} // by record and round, whichever client drained first
+	for _, r := range rs {
+		if r.Client == "bare" {
+			bare[fmt.Sprintf("%s/%d", r.Record, r.Round)] = r
+		}
+	}
 	ratios := map[string]*roundRatios{} // by record
 	var records []string
 	for _, r := range rs {
 		ratio := "-"
-		key := fmt.Sprintf("%s/%d", r.Record, r.Round)
-		if r.Client == "bare" {
-			bare[key] = r
-		} else if b, ok := bare[key]; ok && b.rate() > 0 {
+		if b, ok := bare[fmt.Sprintf("%s/%d", r.Record, r.Round)]; ok && r.Client != "bare" && b.rate() > 0 {
 			rr := ratios[r.Record]
 			if rr == nil {
 				rr = &roundRatios{}
