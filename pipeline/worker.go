@@ -91,6 +91,7 @@ type worker struct {
 	lateAt   time.Time
 	lastMsg  time.Time
 	bytes    int
+	received int // messages handled since handleBatch last added them to pm.received
 
 	// The batch being handled: messages taken from the channel, read ahead of aggregation.
 	msgs    []pulsar.Message
@@ -267,6 +268,7 @@ type ahead struct {
 // rows), for every message of the batch, so the cache misses overlap instead of coming one
 // after another. Reading ahead is pure, so it changes nothing but where the misses fall.
 func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs int64) error {
+	defer wk.countReceived() // once per batch, not an atomic add per message
 	for len(msgs) > 0 {
 		n := min(len(msgs), prefetchBatch)
 		rs, ah := wk.rs[:n], wk.ahead[:n]
@@ -295,6 +297,14 @@ func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs 
 		msgs = msgs[n:]
 	}
 	return nil
+}
+
+// countReceived adds the messages handled since it last ran to pipelined_messages_received_total.
+func (wk *worker) countReceived() {
+	if wk.received > 0 {
+		wk.pm.received.Add(wk.received)
+		wk.received = 0
+	}
 }
 
 // touch reads a byte of every cache line of the first KiB of p, so that the decoder finds
@@ -332,7 +342,7 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, r *a
 		}
 	}
 	payload := msg.Payload()
-	wk.pm.received.Inc()
+	wk.received++
 	wk.bytes += len(payload)
 	if !a.decoded {
 		err := wk.dec.Decode(payload, r) // again, for the error: the decoder reuses it

@@ -2792,11 +2792,14 @@ func (pc *partitionConsumer) dispatched(messages []*message, size int) []*messag
 }
 
 // receivedMessage is one message of a received batch with its ID: MessageReceived
-// allocates a batch's in one slice (pipelined patch).
+// allocates a batch's in one slice (pipelined patch). The ID comes first and the message's
+// payload and ID fields right after it (message's first fields), so that an application
+// that reads a message's payload and its ID's ledger, entry and batch index finds them in
+// the entry's first 128 bytes, rather than in four or five cache lines spread over its 400.
 type receivedMessage struct {
-	msg        message
-	trackingID trackingMessageID
 	id         messageID
+	trackingID trackingMessageID
+	msg        message
 }
 
 // propertiesMap is internal.ConvertToStringMap, but nil, not an empty map, for a

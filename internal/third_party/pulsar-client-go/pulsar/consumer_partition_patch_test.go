@@ -27,8 +27,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"math"
 	"testing"
 	"testing/synctest"
+	"unsafe"
 
 	"github.com/apache/pulsar-client-go/pulsar/internal"
 	"github.com/apache/pulsar-client-go/pulsar/internal/crypto"
@@ -148,6 +150,35 @@ func TestPatchedMessageReceived(t *testing.T) {
 		done := m.ID().(*trackingMessageID).ack()
 		if done != (i == len(msgs)-1) {
 			t.Fatalf("ack of message %d: batch done %v", i, done)
+		}
+	}
+}
+
+func TestPatchedMessageReceivedLayout(t *testing.T) {
+	// What a consumer reads of every message, its payload and its ID's ledger, entry and batch
+	// index, is in the first 128 bytes of the message's entry: two cache lines, not five.
+	pc := newPatchConsumer(nil)
+	cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(7), EntryId: proto.Uint64(11)}}
+	entries := []patchEntry{{key: "a", payload: "first"}, {key: "b", payload: "second"}}
+	if err := pc.MessageReceived(cmd, internal.NewBufferWrapper(patchBatch(entries))); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range <-pc.queueCh {
+		id := m.ID().(*trackingMessageID)
+		lo, hi := uintptr(math.MaxUint64), uintptr(0)
+		for _, f := range []struct {
+			p    unsafe.Pointer
+			size uintptr
+		}{
+			{unsafe.Pointer(&m.payLoad), unsafe.Sizeof(m.payLoad)},
+			{unsafe.Pointer(&m.msgID), unsafe.Sizeof(m.msgID)},
+			{unsafe.Pointer(id), unsafe.Sizeof(*id)},
+			{unsafe.Pointer(id.messageID), unsafe.Sizeof(*id.messageID)},
+		} {
+			lo, hi = min(lo, uintptr(f.p)), max(hi, uintptr(f.p)+f.size)
+		}
+		if hi-lo > 128 {
+			t.Errorf("message %d: payload and ID fields span %d bytes, want at most 128", i, hi-lo)
 		}
 	}
 }

@@ -297,13 +297,15 @@ type EncryptionKey struct {
 }
 
 type message struct {
+	// pipelined patch: the payload and the ID first, the fields a consumer reads of every
+	// message (receivedMessage).
+	payLoad             []byte
+	msgID               MessageID
 	publishTime         time.Time
 	eventTime           time.Time
 	key                 string
 	orderingKey         string
 	producerName        string
-	payLoad             []byte
-	msgID               MessageID
 	properties          map[string]string
 	topic               string
 	replicationClusters []string
