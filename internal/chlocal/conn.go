@@ -1,6 +1,7 @@
 package chlocal
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,7 +51,8 @@ type conn struct {
 	zw         *compress.Writer
 	zwMethod   compress.Method
 	blocks     blockReader
-	insertBuf  []byte // an INSERT's blocks, re-encoded for the engine
+	insertBuf  []byte        // an INSERT's blocks, re-encoded for the engine
+	insertW    *bufio.Writer // writes them to the INSERT's file; its 1 MiB buffer is reused
 }
 
 // serveConn speaks the protocol on nc until the client leaves or breaks it.

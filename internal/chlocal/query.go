@@ -176,7 +176,12 @@ func (c *conn) insert(q proto.Query, ins insert) error {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	w := bufio.NewWriterSize(f, 1<<20)
+	if c.insertW == nil {
+		c.insertW = bufio.NewWriterSize(f, 1<<20)
+	}
+	w := c.insertW
+	w.Reset(f)
+	defer w.Reset(nil) // not keeping the file
 	var (
 		rows  int
 		total int64
