@@ -34,7 +34,7 @@ func TestTableMedians(t *testing.T) {
 	rs := []drainResult{
 		res("41 B", "bare", 1, 10, 20, 5),
 		res("41 B", "pipelined", 1, 12.5, 25, 10), // rate 0.8, CPU 0.8, machine 25/35
-		res("41 B", "pipelined", 2, 10, 18, 8), // 1.0, 20/18, 24/26: drained before its bare round
+		res("41 B", "pipelined", 2, 10, 18, 8),    // 1.0, 20/18, 24/26: drained before its bare round
 		res("41 B", "bare", 2, 10, 20, 4),
 		res("41 B", "bare", 3, 9, 18, 2),
 		res("41 B", "pipelined", 3, 10, 18, 5), // 0.9, 1.0, 20/23
@@ -45,7 +45,7 @@ func TestTableMedians(t *testing.T) {
 	for _, want := range []string{
 		"| 41 B | pipelined | 1 | 1000 | 12.50 | 80 | 40 |",
 		"| 41 B | pipelined | 3 | 1000 | 10.00 | 100 | 56 |",
-		"| 0.80 |\n| 41 B | pipelined | 2 |", // each round's rate ratio ends its pipelined row
+		"| 0.80 |\n| 41 B | pipelined | 2 |",                      // each round's rate ratio ends its pipelined row
 		"| 1.00 |\n| 41 B | bare | 2 | 1000 | 10.00 | 100 | 50 |", // ... also before its bare row
 		"| 0.90 |\n| ~300 B | bare | 1 |",
 		"over the rounds (the host is shared, so single rounds scatter): 41 B **0.90**, ~300 B **0.50**.",
