@@ -411,6 +411,10 @@ func TestWorkerTakesQueuedMessagesInBatches(t *testing.T) {
 		if got := r.cons.lastAck(); got != last {
 			t.Fatalf("acked through %v, want the last message %v", got, last)
 		}
+		// Counted once per batch, every message, the malformed ones too.
+		if got := r.wk.pm.received.Get(); got != n {
+			t.Fatalf("pipelined_messages_received_total: got %d, want %d", got, n)
+		}
 	})
 }
 
