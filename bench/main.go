@@ -22,7 +22,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -72,7 +71,7 @@ type options struct {
 	plProf      string
 	thp         string // the transparent huge pages mode for the run; empty: the host's
 	thpNote     string // what the table says about it
-	chDir       string // the local ClickHouse's data directory; empty: chlocal's own, on disk
+	chDir       string // where the local ClickHouse's data directory goes; empty: chlocal's default, on disk
 }
 
 func run() error {
@@ -96,7 +95,7 @@ func run() error {
 	flag.StringVar(&o.harnessProf, "harness-cpuprofile", "", "write this process's CPU profile (the local broker and ClickHouse) during the last pipelined drain to this file")
 	flag.StringVar(&o.brokerProf, "broker-cpuprofile", "", "write this process's CPU profile (the local broker) during the last bare drain to this file")
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
-	flag.StringVar(&o.chDir, "clickhouse-dir", defaultCHDir(), "data directory of the local ClickHouse, made for the run and removed after it; empty: chlocal's own, on disk")
+	flag.StringVar(&o.chDir, "clickhouse-dir", defaultCHDir(), "directory for the local ClickHouse's data directory, made for the run and removed after it; empty: chlocal's default, on disk")
 	flag.StringVar(&o.thp, "thp", "always", "transparent huge pages mode for the run, as the Ansible role sets it on the pipelined host (written to "+thp.EnabledPath+" and put back at the end; needs root); empty: leave the host's")
 	flag.Parse()
 	if o.pipelined == "" && o.only != "bare" {
@@ -127,13 +126,16 @@ func run() error {
 		}
 		cache = filepath.Join(home, ".cache", "pipelined")
 	}
+	var chData string
 	if o.chDir != "" {
-		if err := os.MkdirAll(o.chDir, 0o755); err != nil {
+		d, err := chlocal.ProcessDataDir(o.chDir)
+		if err != nil {
 			return fmt.Errorf("local ClickHouse: %w", err)
 		}
-		defer os.RemoveAll(o.chDir)
+		chData = d
+		defer os.RemoveAll(d)
 	}
-	chs, err := chlocal.New(chlocal.Config{Addr: "127.0.0.1:0", DataDir: o.chDir, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	chs, err := chlocal.New(chlocal.Config{Addr: "127.0.0.1:0", DataDir: chData, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return fmt.Errorf("local ClickHouse: %w", err)
 	}
@@ -226,21 +228,13 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 // where the host has it, since it stands in for a server on another host and its storage is not
 // what is measured. On this disk (ext4) creating the files of its parts, about a dozen per
 // INSERT and per merge, took 0.5-0.6 CPU-seconds of a 41-byte drain in the inode allocator
-// (perf, phase 20), on the two CPUs the client shares. Directories of earlier runs whose
-// process is gone are removed.
+// (perf, phase 20), on the two CPUs the client shares.
 func defaultCHDir() string {
 	const shm = "/dev/shm"
 	if fi, err := os.Stat(shm); err != nil || !fi.IsDir() {
 		return ""
 	}
-	old, _ := filepath.Glob(filepath.Join(shm, "pipelined-bench-*"))
-	for _, d := range old {
-		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "pipelined-bench-"))
-		if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) == syscall.ESRCH {
-			_ = os.RemoveAll(d)
-		}
-	}
-	return filepath.Join(shm, "pipelined-bench-"+strconv.Itoa(os.Getpid()))
+	return shm
 }
 
 // roundOrder is the order of the clients in round r: bare first in odd rounds, pipelined first

@@ -147,12 +147,15 @@ func samePath(a, b string) bool {
 }
 
 // defaultDataDir creates the process's own data directory under the system
-// temp directory. It cannot be removed while the process runs (the engine
-// outlives every Server), so each process removes the directories left by
-// processes that are gone.
-func defaultDataDir() (string, error) {
-	tmp := os.TempDir()
-	old, _ := filepath.Glob(filepath.Join(tmp, "chlocal-*"))
+// temp directory (ProcessDataDir).
+func defaultDataDir() (string, error) { return ProcessDataDir(os.TempDir()) }
+
+// ProcessDataDir creates the process's own data directory under parent,
+// parent/chlocal-<pid>, for Config.DataDir. The engine outlives every Server, so
+// the directory cannot be removed while the process runs; each call removes
+// the ones under parent left by processes that are gone.
+func ProcessDataDir(parent string) (string, error) {
+	old, _ := filepath.Glob(filepath.Join(parent, "chlocal-*"))
 	for _, d := range old {
 		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "chlocal-"))
 		if err != nil || pid == os.Getpid() {
@@ -162,7 +165,7 @@ func defaultDataDir() (string, error) {
 			_ = os.RemoveAll(d)
 		}
 	}
-	dir := filepath.Join(tmp, "chlocal-"+strconv.Itoa(os.Getpid()))
+	dir := filepath.Join(parent, "chlocal-"+strconv.Itoa(os.Getpid()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("data directory %q: %w", dir, err)
 	}
