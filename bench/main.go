@@ -371,17 +371,21 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 	sb.WriteString("`\n\n")
 	sb.WriteString("| record | client | round | messages | drain s | msg/s | msg/s per CPU-s | MB/s | allocs/msg | peak RSS MiB | GC share | close→visible p99 | pipelined / bare |\n")
 	sb.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	bare := map[string]drainResult{} // by record and round, whichever client drained first
+	type round struct {
+		record string
+		n      int
+	}
+	bare := map[round]drainResult{} // whichever client drained first
 	for _, r := range rs {
 		if r.Client == "bare" {
-			bare[fmt.Sprintf("%s/%d", r.Record, r.Round)] = r
+			bare[round{r.Record, r.Round}] = r
 		}
 	}
 	ratios := map[string]*roundRatios{} // by record
 	var records []string
 	for _, r := range rs {
 		ratio := "-"
-		if b, ok := bare[fmt.Sprintf("%s/%d", r.Record, r.Round)]; ok && r.Client != "bare" && b.rate() > 0 {
+		if b, ok := bare[round{r.Record, r.Round}]; ok && r.Client != "bare" && b.rate() > 0 {
 			rr := ratios[r.Record]
 			if rr == nil {
 				rr = &roundRatios{}
