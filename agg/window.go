@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/bits"
 	"unsafe"
+
+	"github.com/pipelined/pipelined/internal/prefetch"
 )
 
 // Spec says what is aggregated for every device in a window.
@@ -258,34 +260,52 @@ func (w *Window) countStatus(row []uint64, st int32) {
 }
 
 // prefetch loads, for every reading in rs, the index slot and the row of its device, and
-// returns a sum of what it read so that the loads are not optimised away. The loads of
-// different readings do not depend on each other, so the processor overlaps their cache misses;
-// Add, one reading at a time, would wait for each miss in turn (index slot, then row). The
-// rows are found first (their slots are in the cache by then) and loaded in a loop of their
-// own, 64 at a time: a few instructions per row, so more of the misses are in flight at once
-// than with the lookups in between (BenchmarkHotPath/devices=100000, 7 pairs alternating: 92-104
-// ns against 97-108).
+// returns a sum of the rows' words it read so that the loads are not optimised away. The loads
+// of different readings do not depend on each other, so the processor overlaps their cache
+// misses; Add, one reading at a time, would wait for each miss in turn (index slot, then row).
+// The slots are asked for first, with prefetch instructions, which retire at once, so every
+// slot of the batch is in flight together. Then the rows are found (their slots are in the
+// cache by then) and loaded in a loop of their own, 64 at a time: a few instructions per row,
+// so more of the misses are in flight at once than with the lookups in between. The rows are
+// loaded rather than prefetched: with prefetch instructions for them too, the drain's Add
+// waited for its rows and the worker came out no faster (bench/RESULTS.md, phase 21).
 func (w *Window) prefetch(rs []Reading) uint64 {
 	var sum uint64
-	for k := range rs {
-		sum += uint64(w.slots[hashKey(rs[k].Key)>>w.shift].key)
-	}
+	var slots [prefetchMax]uintptr
 	var rows [64]int32
 	for len(rs) > 0 {
-		m := min(len(rs), len(rows))
-		for k := range rs[:m] {
-			_, rows[k] = w.find(rs[k].Key)
-		}
-		for _, n := range rows[:m] {
-			if n != 0 { // the first and last word: both cache lines of a 128-byte row
-				// row's address without the slice row returns: 9 instructions less a reading.
-				c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
-				sum += c[o] + c[o+w.stride-1]
+		batch := rs[:min(len(rs), prefetchMax)]
+		rs = rs[len(batch):]
+		prefetch.Lines(w.slotAddrs(batch, slots[:]))
+		for len(batch) > 0 {
+			m := min(len(batch), len(rows))
+			for k := range batch[:m] {
+				_, rows[k] = w.find(batch[k].Key)
 			}
+			for _, n := range rows[:m] {
+				if n != 0 { // the first and last word: both cache lines of a 128-byte row
+					// row's address without the slice row returns: 9 instructions less a reading.
+					c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
+					sum += c[o] + c[o+w.stride-1]
+				}
+			}
+			batch = batch[m:]
 		}
-		rs = rs[m:]
 	}
 	return sum
+}
+
+// prefetchMax is how many readings' slots prefetch asks for at a time: the pipeline's batch.
+const prefetchMax = 256
+
+// slotAddrs writes to addrs the address of the index slot where each reading of rs is looked
+// up first, and returns them.
+func (w *Window) slotAddrs(rs []Reading, addrs []uintptr) []uintptr {
+	addrs = addrs[:len(rs)]
+	for k := range rs {
+		addrs[k] = prefetch.Addr(&w.slots[hashKey(rs[k].Key)>>w.shift])
+	}
+	return addrs
 }
 
 // addWideTime keeps row's times in the side map once one does not fit an offset.

@@ -4,8 +4,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // want builds an expected row: measures lists lo, hi, sum triples for the spec's measures.
@@ -389,27 +391,33 @@ func TestWindowFarEventTimes(t *testing.T) {
 	}
 }
 
-// prefetch reads the index slot and both cache lines of the row of every reading it is given,
-// in batches of any length: what it returns is their sum.
+// prefetch asks for the index slot of every reading it is given and reads both cache lines of
+// the row of each that has one, in batches of any length: what it returns is their sum.
 func TestWindowPrefetchReadsEveryRow(t *testing.T) {
 	w := NewWindow(benchSpec, 0)
 	w.Reset(0, 60_000)
 	for _, r := range benchReadings(500, 300, 7) {
 		w.Add(&r)
 	}
-	for _, n := range []int{0, 1, 63, 64, 65, 200} {
+	addrs := make([]uintptr, prefetchMax)
+	for _, n := range []int{0, 1, 63, 64, 65, 200, prefetchMax, 2*prefetchMax + 65} {
 		rs := benchReadings(n, 400, 8) // a quarter of these devices have no row
 		var want uint64
+		var wantSlots []uintptr
 		for _, r := range rs {
-			_, row := w.find(r.Key)
-			want += uint64(w.slots[hashKey(r.Key)>>w.shift].key)
-			if row != 0 {
+			wantSlots = append(wantSlots, uintptr(unsafe.Pointer(&w.slots[hashKey(r.Key)>>w.shift])))
+			if _, row := w.find(r.Key); row != 0 {
 				words := w.row(int(row) - 1)
 				want += words[0] + words[len(words)-1]
 			}
 		}
 		if got := w.prefetch(rs); got != want {
 			t.Errorf("prefetch of %d readings: sum %d, want %d", n, got, want)
+		}
+		if n <= prefetchMax {
+			if got := w.slotAddrs(rs, addrs); !slices.Equal(got, wantSlots) {
+				t.Errorf("%d readings: slot addresses %x, want %x", n, got, wantSlots)
+			}
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -664,4 +666,31 @@ func TestWorkerRedeliveryRebuilds(t *testing.T) {
 			t.Fatalf("rewinds %d, want 1", n)
 		}
 	})
+}
+
+// handleBatch prefetches, for each message, the lines of its object that Payload and ID read
+// (the first 40 bytes) and its ID's object.
+func TestReadAheadAddresses(t *testing.T) {
+	msgs := []pulsar.Message{
+		&fakeMsg{id: pulsar.NewMessageID(1, 2, -1, 0), payload: []byte{1}},
+		&fakeMsg{id: pulsar.NewMessageID(1, 3, -1, 0), payload: []byte{2}},
+	}
+	addrs := make([]uintptr, prefetchAddrs)
+	var want []uintptr
+	for _, m := range msgs {
+		p := reflect.ValueOf(m).Pointer()
+		want = append(want, p, p+39)
+	}
+	if got := messageAddrs(msgs, addrs); !slices.Equal(got, want) {
+		t.Errorf("message addresses %x, want %x", got, want)
+	}
+	ah := make([]ahead, len(msgs))
+	want = want[:0]
+	for k, m := range msgs {
+		ah[k].id = m.ID()
+		want = append(want, reflect.ValueOf(m.ID()).Pointer())
+	}
+	if got := idAddrs(ah, addrs); !slices.Equal(got, want) {
+		t.Errorf("ID addresses %x, want %x", got, want)
+	}
 }

@@ -1,0 +1,29 @@
+// Package prefetch asks the processor to start loading cache lines that code is about to read.
+//
+// The hot path reads, for every message of a batch, memory that is not in the cache: the
+// message objects and IDs the client wrote on another core, and the window index slots and
+// rows of their devices. Reading a batch's addresses ahead with ordinary loads overlaps the
+// misses only as far as the out-of-order window reaches, since a load that misses cannot
+// retire, and a pass that does more per message than the load (an interface call, a hash)
+// keeps fewer of them in flight. A prefetch instruction retires at once, so a loop of them
+// asks for every line of the batch before the pass that reads them.
+//
+// Lines is a hint: it never faults (an address past an object's end, or no valid address at
+// all, is ignored by the processor), reads and changes nothing the program can see, and on an
+// architecture without an implementation here it does nothing. Addresses are uintptrs, which
+// the garbage collector does not follow: one computed past an object's end would be a bad
+// pointer to it, and what is prefetched is kept alive by its owner anyway.
+package prefetch
+
+import "unsafe"
+
+// Lines starts loading, into every level of the cache, the line that holds each address of
+// addrs. It costs one call for the lot, not one per address.
+func Lines(addrs []uintptr) {
+	if len(addrs) > 0 {
+		lines(unsafe.SliceData(addrs), len(addrs))
+	}
+}
+
+// Addr returns p's address, for Lines.
+func Addr[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
