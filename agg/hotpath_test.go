@@ -56,7 +56,8 @@ func (f *streamFeeder) next() {
 }
 
 // nextBatch feeds n readings as the pipeline's worker does with what its channel holds:
-// Prefetch them all, then Add them one by one, popping closed windows after each.
+// Prefetch them all, then Add them one by one (each after PrefetchAhead), popping closed
+// windows after each.
 func (f *streamFeeder) nextBatch(n int) {
 	f.batch = f.batch[:0]
 	for k := range n {
@@ -67,6 +68,7 @@ func (f *streamFeeder) nextBatch(n int) {
 	}
 	f.s.Prefetch(f.batch)
 	for k := range f.batch {
+		f.s.PrefetchAhead(f.batch, k)
 		f.n++
 		if _, out := f.s.Add(&f.batch[k], f.batch[k].TimeMs); out == Late {
 			f.late++

@@ -66,8 +66,8 @@ func TestStreamProperty(t *testing.T) {
 	}
 }
 
-// checkStream feeds rs to s as the pipeline would (Prefetch now and then for the readings
-// ahead, pop after every reading, release after writing; with detach, now and then flush an
+// checkStream feeds rs to s as the pipeline would (Prefetch and PrefetchAhead now and then for
+// the readings ahead, pop after every reading, release after writing; with detach, now and then flush an
 // open window early) and checks the result against a naive map-based computation over the
 // readings that were not late.
 func checkStream(t *testing.T, s *Stream, rs []Reading, rng *rand.Rand, detach bool) {
@@ -107,6 +107,9 @@ func checkStream(t *testing.T, s *Stream, rs []Reading, rng *rand.Rand, detach b
 	for i := range rs {
 		if rng.IntN(50) == 0 {
 			s.Prefetch(rs[i:min(len(rs), i+rng.IntN(300))])
+		}
+		if rng.IntN(5) == 0 {
+			s.PrefetchAhead(rs[i:min(len(rs), i+rng.IntN(300))], rng.IntN(3)*rng.IntN(30))
 		}
 		r := rs[i]
 		start := r.TimeMs - ((r.TimeMs%cfg.SizeMs)+cfg.SizeMs)%cfg.SizeMs

@@ -42,7 +42,6 @@ type Stream struct {
 	wm   int64     // Watermark(), kept with maxT: Add and PopClosed compare with it per reading
 	open []*Window // sorted by Start
 	free []*Window
-	sink uint64 // what Prefetch read, kept so that its loads are not dead code
 }
 
 // NewStream returns a stream with no open window.
@@ -129,18 +128,49 @@ func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
 	return w, out
 }
 
-// Prefetch readies Add for rs, readings about to be added in this order: it loads their devices'
-// index slots and rows in the newest open window, where most readings go, so that the cache
-// misses of the whole batch overlap instead of costing one memory latency per reading and per
-// level. It changes nothing; a reading bound for another window simply gains nothing.
+// Prefetch readies Add for rs, readings about to be added in this order, together with
+// PrefetchAhead: it asks for their devices' index slots in the newest open window, where most
+// readings go, so that the cache misses of the whole batch overlap instead of costing one
+// memory latency per reading and per level. It changes nothing; a reading bound for another
+// window simply gains nothing.
 //
 // With rows for a hundred thousand devices (more than the caches hold) a reading costs a
 // memory round trip for its index slot and another for its row; prefetching a batch of a few
 // hundred readings pays for those trips about once per batch.
 func (s *Stream) Prefetch(rs []Reading) {
 	if n := len(s.open); n > 0 {
-		s.sink += s.open[n-1].prefetch(rs)
+		s.open[n-1].prefetch(rs)
 	}
+}
+
+// RowAhead is how many readings ahead of Add PrefetchAhead asks for a row: far enough for the
+// row to arrive while the readings before it are added, near enough that the processor keeps
+// every request (8 and 32 measured slower than 16; bench/RESULTS.md, phase 21).
+const RowAhead = 16
+
+// PrefetchAhead, called before rs[k] of a batch is added (after Prefetch(rs)), asks for the
+// row of rs[k+RowAhead] in the newest open window, and at k == 0 for the first RowAhead rows.
+// It changes nothing.
+func (s *Stream) PrefetchAhead(rs []Reading, k int) {
+	n := len(s.open)
+	if n == 0 {
+		return
+	}
+	w := s.open[n-1]
+	from, to := rowsAhead(k, len(rs))
+	for j := from; j < to; j++ {
+		w.prefetchRow(&rs[j])
+	}
+}
+
+// rowsAhead returns the readings [from, to) of a batch of n whose rows PrefetchAhead asks for
+// before reading k is added: k+RowAhead, and at k == 0 every one up to it.
+func rowsAhead(k, n int) (from, to int) {
+	from = k + RowAhead
+	if k == 0 {
+		from = 0
+	}
+	return min(from, n), min(k+RowAhead+1, n)
 }
 
 func (s *Stream) newWindow(start int64) *Window {

@@ -446,3 +446,29 @@ func outcomeName(o Outcome) string {
 	}
 	return fmt.Sprintf("Outcome(%d)", o)
 }
+
+// PrefetchAhead asks for the rows of the first RowAhead+1 readings before the first is added,
+// then for one more, RowAhead ahead, before each after it, so every row of a batch is asked
+// for once.
+func TestRowsAhead(t *testing.T) {
+	for _, n := range []int{0, 1, RowAhead, RowAhead + 1, 3 * RowAhead} {
+		asked := make([]int, n)
+		for k := range n {
+			from, to := rowsAhead(k, n)
+			for j := from; j < to; j++ {
+				asked[j]++
+				if j < k {
+					t.Fatalf("n=%d: before reading %d: asked for reading %d, already added", n, k, j)
+				}
+				if j > k+RowAhead {
+					t.Fatalf("n=%d: before reading %d: asked for reading %d, more than %d ahead", n, k, j, RowAhead)
+				}
+			}
+		}
+		for j, c := range asked {
+			if c != 1 {
+				t.Fatalf("n=%d: reading %d asked for %d times, want once", n, j, c)
+			}
+		}
+	}
+}

@@ -259,40 +259,38 @@ func (w *Window) countStatus(row []uint64, st int32) {
 	}
 }
 
-// prefetch loads, for every reading in rs, the index slot and the row of its device, and
-// returns a sum of the rows' words it read so that the loads are not optimised away. The loads
-// of different readings do not depend on each other, so the processor overlaps their cache
-// misses; Add, one reading at a time, would wait for each miss in turn (index slot, then row).
-// The slots are asked for first, with prefetch instructions, which retire at once, so every
-// slot of the batch is in flight together. Then the rows are found (their slots are in the
-// cache by then) and loaded in a loop of their own, 64 at a time: a few instructions per row,
-// so more of the misses are in flight at once than with the lookups in between. The rows are
-// loaded rather than prefetched: with prefetch instructions for them too, the drain's Add
-// waited for its rows and the worker came out no faster (bench/RESULTS.md, phase 21).
-func (w *Window) prefetch(rs []Reading) uint64 {
-	var sum uint64
+// prefetch asks for the index slot of every reading in rs, with prefetch instructions, which
+// retire at once, so every slot of the batch is in flight together; Add, one reading at a
+// time, would wait for each miss in turn. The rows are asked for later, a few readings ahead
+// of Add (prefetchRow), once their slots are in the cache.
+func (w *Window) prefetch(rs []Reading) {
 	var slots [prefetchMax]uintptr
-	var rows [64]int32
 	for len(rs) > 0 {
 		batch := rs[:min(len(rs), prefetchMax)]
 		rs = rs[len(batch):]
 		prefetch.Lines(w.slotAddrs(batch, slots[:]))
-		for len(batch) > 0 {
-			m := min(len(batch), len(rows))
-			for k := range batch[:m] {
-				_, rows[k] = w.find(batch[k].Key)
-			}
-			for _, n := range rows[:m] {
-				if n != 0 { // the first and last word: both cache lines of a 128-byte row
-					// row's address without the slice row returns: 9 instructions less a reading.
-					c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
-					sum += c[o] + c[o+w.stride-1]
-				}
-			}
-			batch = batch[m:]
-		}
 	}
-	return sum
+}
+
+// prefetchRow asks for the row of r's device, if it has one: its first and last word, both
+// cache lines of a 128-byte row, in one call.
+func (w *Window) prefetchRow(r *Reading) {
+	if first, last, ok := w.rowAddrs(r.Key); ok {
+		addrs := [2]uintptr{first, last}
+		prefetch.Lines(addrs[:])
+	}
+}
+
+// rowAddrs returns the addresses of the first and last word of the row of device key, and
+// whether it has one.
+func (w *Window) rowAddrs(key int64) (first, last uintptr, ok bool) {
+	_, n := w.find(key)
+	if n == 0 {
+		return 0, 0, false
+	}
+	// row's address without the slice row returns: 9 instructions less a reading.
+	c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
+	return prefetch.Addr(&c[o]), prefetch.Addr(&c[o+w.stride-1]), true
 }
 
 // prefetchMax is how many readings' slots prefetch asks for at a time: the pipeline's batch.

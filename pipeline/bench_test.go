@@ -75,6 +75,7 @@ func benchmarkHotPath(b *testing.B, devices, perDeviceMinute int) {
 		}
 		s.Prefetch(rs)
 		for k := range rs {
+			s.PrefetchAhead(rs, k)
 			s.Add(&rs[k], rs[k].TimeMs)
 			for w := s.PopClosed(); w != nil; w = s.PopClosed() {
 				s.Release(w)
