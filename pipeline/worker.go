@@ -327,14 +327,18 @@ func dataAddr(v unsafe.Pointer) uintptr {
 	return (*[2]uintptr)(v)[1]
 }
 
-// messageAddrs writes to addrs the lines of each message object that Payload and ID read: the
-// client's message keeps its payload slice and its ID interface in its first 40 bytes (patch 6
-// of internal/third_party/pulsar-client-go), which may straddle two lines.
+// messageHead is how many bytes of a message object Payload and ID read: the client's message
+// keeps its payload slice and its ID interface first (patch 6 of
+// internal/third_party/pulsar-client-go, whose layout test checks it).
+const messageHead = 40
+
+// messageAddrs writes to addrs the first and last byte of each message object's head, which
+// may straddle two lines.
 func messageAddrs(msgs []pulsar.Message, addrs []uintptr) []uintptr {
 	addrs = addrs[:2*len(msgs)]
 	for k := range msgs {
 		p := dataAddr(unsafe.Pointer(&msgs[k]))
-		addrs[2*k], addrs[2*k+1] = p, p+39
+		addrs[2*k], addrs[2*k+1] = p, p+messageHead-1
 	}
 	return addrs
 }

@@ -669,7 +669,7 @@ func TestWorkerRedeliveryRebuilds(t *testing.T) {
 }
 
 // handleBatch prefetches, for each message, the lines of its object that Payload and ID read
-// (the first 40 bytes) and its ID's object.
+// (its first 40 bytes) and its ID's object.
 func TestReadAheadAddresses(t *testing.T) {
 	msgs := []pulsar.Message{
 		&fakeMsg{id: pulsar.NewMessageID(1, 2, -1, 0), payload: []byte{1}},
@@ -679,7 +679,7 @@ func TestReadAheadAddresses(t *testing.T) {
 	var want []uintptr
 	for _, m := range msgs {
 		p := reflect.ValueOf(m).Pointer()
-		want = append(want, p, p+39)
+		want = append(want, p, p+39) // the first and the 40th byte
 	}
 	if got := messageAddrs(msgs, addrs); !slices.Equal(got, want) {
 		t.Errorf("message addresses %x, want %x", got, want)

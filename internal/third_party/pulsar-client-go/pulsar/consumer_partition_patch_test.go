@@ -181,8 +181,7 @@ func TestPatchedMessageReceivedLayout(t *testing.T) {
 			t.Errorf("message %d: payload and ID fields span %d bytes, want at most 128", i, hi-lo)
 		}
 		// pipelined's worker prefetches the lines of a message's first 40 bytes for them.
-		if end := uintptr(unsafe.Pointer(&m.msgID)) + unsafe.Sizeof(m.msgID) - uintptr(unsafe.Pointer(m)); end > 40 ||
-			uintptr(unsafe.Pointer(&m.payLoad))+unsafe.Sizeof(m.payLoad)-uintptr(unsafe.Pointer(m)) > 40 {
+		if end := max(unsafe.Offsetof(m.payLoad)+unsafe.Sizeof(m.payLoad), unsafe.Offsetof(m.msgID)+unsafe.Sizeof(m.msgID)); end > 40 {
 			t.Errorf("message %d: payload and ID end %d bytes into the message, want at most 40", i, end)
 		}
 	}
