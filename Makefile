@@ -36,7 +36,8 @@ test: chdb
 	$(GO) test -count=1 -timeout 40m ./... $(PATCHED_PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./... $(PATCHED_PKGS)
 
-## bench: the backlog benchmark and hot-path benchmarks; results in bench/RESULTS.md
+## bench: the backlog benchmark, then the hot-path Go benchmarks under the same transparent huge
+## pages mode (-hotpath-count); both tables in bench/RESULTS.md
 bench: chdb build
 	$(GO) run ./bench -pipelined ./pipelined
 
@@ -45,9 +46,9 @@ bench: chdb build
 PGO_DIR = $(CACHE)/pgo
 pgo: chdb build
 	@mkdir -p $(PGO_DIR)
-	$(GO) run ./bench -pipelined ./pipelined -rounds 1 -results "" -padded-n 0 \
+	$(GO) run ./bench -pipelined ./pipelined -rounds 1 -results "" -padded-n 0 -hotpath-count 0 \
 		-pipelined-cpuprofile $(PGO_DIR)/pipelined-41.pprof -bare-cpuprofile $(PGO_DIR)/bare-41.pprof
-	$(GO) run ./bench -pipelined ./pipelined -rounds 1 -results "" -n 0 \
+	$(GO) run ./bench -pipelined ./pipelined -rounds 1 -results "" -n 0 -hotpath-count 0 \
 		-pipelined-cpuprofile $(PGO_DIR)/pipelined-300.pprof -bare-cpuprofile $(PGO_DIR)/bare-300.pprof
 	$(GO) tool pprof -proto $(PGO_DIR)/pipelined-41.pprof $(PGO_DIR)/pipelined-300.pprof > default.pgo
 	$(GO) tool pprof -proto $(PGO_DIR)/bare-41.pprof $(PGO_DIR)/bare-300.pprof > bench/default.pgo

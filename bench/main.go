@@ -2,7 +2,8 @@
 // a backlog in the reference's shape (64 partitions, 100,000 devices, keyed by device, batches
 // as the Go producer makes them), cached on disk so loading is not the measurement, then drains
 // it alternately with the bare pulsar-client-go consumer (the client library's ceiling) and with
-// pipelined (the real binary) into the local ClickHouse, and writes a table into
+// pipelined (the real binary) into the local ClickHouse, then runs the hot-path Go benchmarks
+// (hotpath.go) under the same transparent huge pages mode, and writes both tables into
 // bench/RESULTS.md between its markers.
 //
 //	go run ./bench -pipelined ./pipelined
@@ -72,6 +73,7 @@ type options struct {
 	thp         string // the transparent huge pages mode for the run; empty: the host's
 	thpNote     string // what the table says about it
 	chDir       string // where the local ClickHouse's data directory goes; empty: chlocal's default, on disk
+	hotCount    int    // runs of each pipeline hot-path benchmark (BenchmarkWindowMemory runs once); 0: none
 }
 
 func run() error {
@@ -97,7 +99,11 @@ func run() error {
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
 	flag.StringVar(&o.chDir, "clickhouse-dir", defaultCHDir(), "directory for the local ClickHouse's data directory, made for the run and removed after it; empty: chlocal's default, on disk")
 	flag.StringVar(&o.thp, "thp", "always", "transparent huge pages mode for the run, as the Ansible role sets it on the pipelined host (written to "+thp.EnabledPath+" and put back at the end; needs root); empty: leave the host's")
+	flag.IntVar(&o.hotCount, "hotpath-count", defaultHotPathCount, "runs (go test -count) of each pipeline hot-path benchmark after the drains, under the same transparent huge pages mode; 0 skips the hot-path benchmarks")
 	flag.Parse()
+	if o.hotCount < 0 {
+		return fmt.Errorf("-hotpath-count %d: want 0 or more", o.hotCount)
+	}
 	if o.pipelined == "" && o.only != "bare" {
 		return fmt.Errorf("-pipelined is required")
 	}
@@ -157,11 +163,17 @@ func run() error {
 		rs, err := drainSize(ctx, o, cache, sz.record, sz.n, sz.padded, chs.Addr(), logf)
 		results = append(results, rs...)
 		if err != nil {
-			writeResults(o, results, started, load0, logf)
+			writeResults(o, results, nil, started, load0, logf)
 			return err
 		}
 	}
-	return writeResults(o, results, started, load0, logf)
+	chs.Close()                                       // idle from here on; the hot-path benchmarks need only the two CPUs
+	hp, err := runHotPath(ctx, o.hotCount, nil, logf) // before restore: under the drains' THP mode
+	if err != nil {
+		writeResults(o, results, nil, started, load0, logf)
+		return fmt.Errorf("hot-path benchmarks: %w", err)
+	}
+	return writeResults(o, results, hp, started, load0, logf)
 }
 
 // drainSize loads one backlog into a fresh broker and drains it o.rounds times with each client.
@@ -356,8 +368,9 @@ func (rr *roundRatios) add(pl, bare drainResult) {
 	rr.machine = append(rr.machine, pl.perMachineCPU()/bare.perMachineCPU())
 }
 
-// table renders the results as Markdown.
-func table(o options, rs []drainResult, started time.Time, load0 string) string {
+// table renders the results as Markdown: the drains, then the hot-path benchmarks (none when hp
+// is nil).
+func table(o options, rs []drainResult, hp *hotPath, started time.Time, load0 string) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Run %s UTC, %s on %d CPUs (%s), load average %s at start, %s at end; took %s. Transparent huge pages: %s.\n\n",
 		started.UTC().Format("2006-01-02 15:04"), goVersion(), runtime.NumCPU(), cpuModel(), load0, loadavg(), time.Since(started).Round(time.Second), o.thpNote)
@@ -367,6 +380,9 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 	}
 	if o.env != "" {
 		fmt.Fprintf(&sb, " -env '%s'", o.env)
+	}
+	if o.hotCount != defaultHotPathCount {
+		fmt.Fprintf(&sb, " -hotpath-count %d", o.hotCount)
 	}
 	sb.WriteString("`\n\n")
 	sb.WriteString("| record | client | round | messages | drain s | msg/s | msg/s per CPU-s | MB/s | allocs/msg | peak RSS MiB | GC share | close→visible p99 | pipelined / bare |\n")
@@ -431,11 +447,14 @@ func table(o options, rs []drainResult, started time.Time, load0 string) string 
 			fmt.Fprintf(&sb, "- %s pipelined round %d: every message received after %.2fs, %0.f late; harness CPU %.1fs.\n", r.Record, r.Round, r.Receive.Seconds(), r.Late, r.Harness)
 		}
 	}
+	if hp != nil {
+		sb.WriteString(hotPathTable(hp))
+	}
 	return sb.String()
 }
 
-func writeResults(o options, rs []drainResult, started time.Time, load0 string, logf func(string, ...any)) error {
-	t := table(o, rs, started, load0)
+func writeResults(o options, rs []drainResult, hp *hotPath, started time.Time, load0 string, logf func(string, ...any)) error {
+	t := table(o, rs, hp, started, load0)
 	fmt.Println(t)
 	if o.results == "" {
 		return nil
