@@ -56,8 +56,7 @@ func (f *streamFeeder) next() {
 }
 
 // nextBatch feeds n readings as the pipeline's worker does with what its channel holds:
-// Prefetch them all, then Add them one by one (each after PrefetchAhead), popping closed
-// windows after each.
+// Add them one by one, each after PrefetchAhead, popping closed windows after each.
 func (f *streamFeeder) nextBatch(n int) {
 	f.batch = f.batch[:0]
 	for k := range n {
@@ -66,7 +65,6 @@ func (f *streamFeeder) nextBatch(n int) {
 		r.TimeMs = feedStartMs + (f.n+int64(k))*f.s.cfg.SizeMs/f.perMinute - f.lag[j]
 		f.batch = append(f.batch, r)
 	}
-	f.s.Prefetch(f.batch)
 	for k := range f.batch {
 		f.s.PrefetchAhead(f.batch, k)
 		f.n++
@@ -131,7 +129,7 @@ func BenchmarkStreamAdd(b *testing.B) {
 }
 
 // BenchmarkStreamAddBatch is BenchmarkStreamAdd with readings taken 256 at a time and
-// prefetched (Stream.Prefetch) before they are added, as the pipeline's worker takes them; an
+// prefetched (Stream.PrefetchAhead) as they are added, as the pipeline's worker takes them; an
 // op is still one reading. per-minute=600 is the reference's rate (1 M msg/s over 100,000
 // devices: a row is created once, then updated), per-minute=3 a sparse stream where a third of
 // the readings create a row. With 100,000 devices the rows are in memory, not in a cache; with

@@ -66,7 +66,7 @@ func TestStreamProperty(t *testing.T) {
 	}
 }
 
-// checkStream feeds rs to s as the pipeline would (Prefetch and PrefetchAhead now and then for
+// checkStream feeds rs to s as the pipeline would (PrefetchAhead now and then for
 // the readings ahead, pop after every reading, release after writing; with detach, now and
 // then flush an open window early) and checks the result against a naive map-based computation over the
 // readings that were not late.
@@ -105,11 +105,10 @@ func checkStream(t *testing.T, s *Stream, rs []Reading, rng *rand.Rand, detach b
 	}
 
 	for i := range rs {
-		if rng.IntN(50) == 0 {
-			s.Prefetch(rs[i:min(len(rs), i+rng.IntN(300))])
-		}
 		if rng.IntN(5) == 0 {
-			k := rng.IntN(3) * rng.IntN(30) // k == 0, the batch's first rows, a third of the time
+			// k == 0, the batch's first groups, a third of the time; otherwise a group start
+			// or not, within the batch or past its end.
+			k := rng.IntN(3) * rng.IntN(6*PrefetchGroup)
 			s.PrefetchAhead(rs[i:min(len(rs), i+rng.IntN(300))], k)
 		}
 		r := rs[i]

@@ -1,6 +1,10 @@
 package agg
 
-import "math"
+import (
+	"math"
+
+	"github.com/pipelined/pipelined/internal/prefetch"
+)
 
 // StreamConfig says how a Stream cuts time into windows and when it closes them.
 type StreamConfig struct {
@@ -42,6 +46,8 @@ type Stream struct {
 	wm   int64     // Watermark(), kept with maxT: Add and PopClosed compare with it per reading
 	open []*Window // sorted by Start
 	free []*Window
+
+	addrs [prefetchGroupAddrs]uintptr // PrefetchAhead's, kept here so as not to clear them each time
 }
 
 // NewStream returns a stream with no open window.
@@ -128,49 +134,56 @@ func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
 	return w, out
 }
 
-// Prefetch readies Add for rs, readings about to be added in this order, together with
-// PrefetchAhead: it asks for their devices' index slots in the newest open window, where most
-// readings go, so that the cache misses of the whole batch overlap instead of costing one
-// memory latency per reading and per level. It changes nothing; a reading bound for another
-// window simply gains nothing.
+// PrefetchAhead readies Add for rs, a batch of readings about to be added in this order: called
+// before rs[k] is added, for every k from 0, it asks for the index slots and rows of readings
+// further on in the newest open window, where most readings go, with prefetch instructions. It
+// changes nothing; a reading bound for another window simply gains nothing.
 //
 // With rows for a hundred thousand devices (more than the caches hold) a reading costs a
-// memory round trip for its index slot and another for its row; prefetching a batch of a few
-// hundred readings pays for those trips about once per batch.
-func (s *Stream) Prefetch(rs []Reading) {
-	if n := len(s.open); n > 0 {
-		s.open[n-1].prefetch(rs)
+// memory round trip for its index slot and then another for its row. PrefetchAhead works in
+// groups of PrefetchGroup readings: at the start of each it asks for the slots of the group
+// two ahead and the rows of the next group, whose slots it asked for a group before, so that
+// finding a row waits for no slot, and the rows arrive while the readings before them are
+// added. Once per group, it costs one prefetch call for all the group's lines.
+func (s *Stream) PrefetchAhead(rs []Reading, k int) {
+	if k%PrefetchGroup == 0 {
+		s.prefetchGroups(rs, k)
 	}
 }
 
-// RowAhead is how many readings ahead of Add PrefetchAhead asks for a row: far enough for the
-// row to arrive while the readings before it are added, near enough that the processor keeps
-// every request (8 and 32 measured slower than 16; bench/RESULTS.md, phase 21).
-const RowAhead = 16
+// PrefetchGroup is how many readings PrefetchAhead prefetches for at a time, and how far
+// ahead: a row between one and two groups before Add needs it, a slot a group before its row.
+// Groups of 8 measured slower, of 24 and 32 no faster (bench/RESULTS.md, phase 22).
+const PrefetchGroup = 16
 
-// PrefetchAhead, called before rs[k] of a batch is added (after Prefetch(rs)), asks for the
-// row of rs[k+RowAhead] in the newest open window, and at k == 0 for the first RowAhead rows.
-// It changes nothing.
-func (s *Stream) PrefetchAhead(rs []Reading, k int) {
+// prefetchGroups asks for the slots and rows ahead of the group starting at k.
+func (s *Stream) prefetchGroups(rs []Reading, k int) {
 	n := len(s.open)
 	if n == 0 {
 		return
 	}
 	w := s.open[n-1]
-	from, to := rowsAhead(k, len(rs))
-	for j := from; j < to; j++ {
-		w.prefetchRow(&rs[j])
-	}
+	slots, rows := ahead(k, len(rs))
+	a := s.addrs[:]
+	m := w.slotAddrs(rs[slots[0]:slots[1]], a)
+	m += w.rowAddrs(rs[rows[0]:rows[1]], a[m:])
+	prefetch.Lines(a[:m])
 }
 
-// rowsAhead returns the readings [from, to) of a batch of n whose rows PrefetchAhead asks for
-// before reading k is added: k+RowAhead, and at k == 0 every one up to it.
-func rowsAhead(k, n int) (from, to int) {
-	from = k + RowAhead
+// prefetchGroupAddrs is the most addresses prefetchGroups asks for at once: at the first
+// group, three groups' slots and two groups' rows of two lines each.
+const prefetchGroupAddrs = 3*PrefetchGroup + 2*2*PrefetchGroup
+
+// ahead returns the readings [from, to) of a batch of n whose slots, and those whose rows,
+// PrefetchAhead asks for at the start of the group at k: the slots of the group two ahead and
+// the rows of the next, whose slots were asked for a group before; at k == 0, the slots of
+// the first three groups and the rows of the first two.
+func ahead(k, n int) (slots, rows [2]int) {
+	g := PrefetchGroup
 	if k == 0 {
-		from = 0
+		return [2]int{0, min(3*g, n)}, [2]int{0, min(2*g, n)}
 	}
-	return min(from, n), min(k+RowAhead+1, n)
+	return [2]int{min(k+2*g, n), min(k+3*g, n)}, [2]int{min(k+g, n), min(k+2*g, n)}
 }
 
 func (s *Stream) newWindow(start int64) *Window {

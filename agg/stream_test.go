@@ -447,27 +447,51 @@ func outcomeName(o Outcome) string {
 	return fmt.Sprintf("Outcome(%d)", o)
 }
 
-// PrefetchAhead asks for the rows of the first RowAhead+1 readings before the first is added,
-// then for one more, RowAhead ahead, before each after it, so every row of a batch is asked
-// for once.
-func TestRowsAhead(t *testing.T) {
-	for _, n := range []int{0, 1, RowAhead, RowAhead + 1, 3 * RowAhead} {
-		asked := make([]int, n)
+// PrefetchAhead asks for every slot and every row of a batch once, in groups: a reading's slot
+// before its row, a group before it once past the first groups, and its row before it is
+// added, at least a group before once past the first groups and never more than two groups
+// ahead.
+func TestPrefetchAheadSchedule(t *testing.T) {
+	g := PrefetchGroup
+	for _, n := range []int{0, 1, g - 1, g, g + 1, 2 * g, 3*g + 5, 16 * g} {
+		slotAt, rowAt := make([]int, n), make([]int, n) // the k before which each was asked for
+		for i := range slotAt {
+			slotAt[i], rowAt[i] = -1, -1
+		}
 		for k := range n {
-			from, to := rowsAhead(k, n)
-			for j := from; j < to; j++ {
-				asked[j]++
-				if j < k {
-					t.Fatalf("n=%d: before reading %d: asked for reading %d, already added", n, k, j)
-				}
-				if j > k+RowAhead {
-					t.Fatalf("n=%d: before reading %d: asked for reading %d, more than %d ahead", n, k, j, RowAhead)
+			if k%g != 0 {
+				continue // PrefetchAhead asks for nothing there
+			}
+			slots, rows := ahead(k, n)
+			for _, r := range []struct {
+				name string
+				span [2]int
+				at   []int
+			}{{"slot", slots, slotAt}, {"row", rows, rowAt}} {
+				for j := r.span[0]; j < r.span[1]; j++ {
+					if r.at[j] >= 0 {
+						t.Fatalf("n=%d: %s of reading %d asked for before readings %d and %d", n, r.name, j, r.at[j], k)
+					}
+					if j < k {
+						t.Fatalf("n=%d: %s of reading %d asked for before reading %d, after it was added", n, r.name, j, k)
+					}
+					r.at[j] = k
 				}
 			}
+			if slots[1]-slots[0]+2*(rows[1]-rows[0]) > prefetchGroupAddrs {
+				t.Fatalf("n=%d, k=%d: %d slots and %d rows: more than %d addresses", n, k, slots[1]-slots[0], rows[1]-rows[0], prefetchGroupAddrs)
+			}
 		}
-		for j, c := range asked {
-			if c != 1 {
-				t.Fatalf("n=%d: reading %d asked for %d times, want once", n, j, c)
+		for j := range n {
+			switch s, r := slotAt[j], rowAt[j]; {
+			case s < 0 || r < 0:
+				t.Fatalf("n=%d: reading %d: slot asked for before %d, row before %d; want both asked for", n, j, s, r)
+			case s > r:
+				t.Fatalf("n=%d: reading %d: slot asked for before reading %d, after its row (%d)", n, j, s, r)
+			case j-r > 2*g:
+				t.Fatalf("n=%d: reading %d: row asked for before reading %d, more than %d ahead", n, j, r, 2*g)
+			case j >= 2*g && (j-r < g || r-s < g):
+				t.Fatalf("n=%d: reading %d: slot asked for before reading %d, row before %d; want each at least %d ahead of the next step", n, j, s, r, g)
 			}
 		}
 	}

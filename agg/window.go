@@ -259,51 +259,35 @@ func (w *Window) countStatus(row []uint64, st int32) {
 	}
 }
 
-// prefetch asks for the index slot of every reading in rs, with prefetch instructions, which
-// retire at once, so every slot of the batch is in flight together; Add, one reading at a
-// time, would wait for each miss in turn. The rows are asked for later, a few readings ahead
-// of Add (prefetchRow), once their slots are in the cache.
-func (w *Window) prefetch(rs []Reading) {
-	var slots [prefetchMax]uintptr
-	for len(rs) > 0 {
-		batch := rs[:min(len(rs), prefetchMax)]
-		rs = rs[len(batch):]
-		prefetch.Lines(w.slotAddrs(batch, slots[:]))
-	}
-}
-
-// prefetchRow asks for the row of r's device, if it has one: its first and last word, both
-// cache lines of a 128-byte row, in one call.
-func (w *Window) prefetchRow(r *Reading) {
-	if first, last, ok := w.rowAddrs(r.Key); ok {
-		addrs := [2]uintptr{first, last}
-		prefetch.Lines(addrs[:])
-	}
-}
-
-// rowAddrs returns the addresses of the first and last word of the row of device key, and
-// whether it has one.
-func (w *Window) rowAddrs(key int64) (first, last uintptr, ok bool) {
-	_, n := w.find(key)
-	if n == 0 {
-		return 0, 0, false
-	}
-	// row's address without the slice row returns: 9 instructions less a reading.
-	c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
-	return prefetch.Addr(&c[o]), prefetch.Addr(&c[o+w.stride-1]), true
-}
-
-// prefetchMax is how many readings' slots prefetch asks for at a time: the pipeline's batch.
-const prefetchMax = 256
-
-// slotAddrs writes to addrs the address of the index slot where each reading of rs is looked
-// up first, and returns them.
-func (w *Window) slotAddrs(rs []Reading, addrs []uintptr) []uintptr {
-	addrs = addrs[:len(rs)]
+// slotAddrs writes to a the address of the index slot where each reading of rs is looked up
+// first, and returns how many it wrote: len(rs), which a must have room for.
+func (w *Window) slotAddrs(rs []Reading, a []uintptr) int {
+	a = a[:len(rs)]
+	slots, shift := w.slots, w.shift
 	for k := range rs {
-		addrs[k] = prefetch.Addr(&w.slots[hashKey(rs[k].Key)>>w.shift])
+		a[k] = prefetch.Addr(&slots[hashKey(rs[k].Key)>>shift])
 	}
-	return addrs
+	return len(rs)
+}
+
+// rowAddrs writes to a, for each reading of rs whose device has a row, the addresses of the
+// row's first and last word (both cache lines of a 128-byte row), and returns how many it
+// wrote; a must have room for two per reading. Indexing a rather than appending to it keeps
+// the loop's values in registers (growing a slice is a call).
+func (w *Window) rowAddrs(rs []Reading, a []uintptr) int {
+	a = a[:2*len(rs)]
+	j := 0
+	for k := range rs {
+		_, n := w.find(rs[k].Key)
+		if n == 0 {
+			continue
+		}
+		// row's address without the slice row returns: 9 instructions less a reading.
+		c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
+		a[j], a[j+1] = prefetch.Addr(&c[o]), prefetch.Addr(&c[o+w.stride-1])
+		j += 2
+	}
+	return j
 }
 
 // addWideTime keeps row's times in the side map once one does not fit an offset.

@@ -391,47 +391,40 @@ func TestWindowFarEventTimes(t *testing.T) {
 	}
 }
 
-// prefetch asks for the index slot of every reading it is given, and prefetchRow for both
-// cache lines (the first and last word) of the row of a device that has one.
+// slotAddrs gives the index slot where each reading is looked up first, and rowAddrs both
+// cache lines (the first and last word) of the row of each device that has
+// one.
 func TestWindowPrefetchAddresses(t *testing.T) {
 	w := NewWindow(benchSpec, 0)
 	w.Reset(0, 60_000)
 	for _, r := range benchReadings(500, 300, 7) {
 		w.Add(&r)
 	}
-	addrs := make([]uintptr, prefetchMax)
 	rows := w.Len()
-	for _, n := range []int{0, 1, 63, 200, prefetchMax} {
+	for _, n := range []int{0, 1, 63, 200} {
 		rs := benchReadings(n, 400, 8) // some of these devices have no row
-		var wantSlots []uintptr
+		var wantSlots, wantRows []uintptr
 		withRow := 0
 		for _, r := range rs {
 			wantSlots = append(wantSlots, uintptr(unsafe.Pointer(&w.slots[hashKey(r.Key)>>w.shift])))
-			var want []uintptr
 			if _, row := w.find(r.Key); row != 0 {
 				words := w.row(int(row) - 1)
-				want = []uintptr{uintptr(unsafe.Pointer(&words[0])), uintptr(unsafe.Pointer(&words[len(words)-1]))}
+				wantRows = append(wantRows, uintptr(unsafe.Pointer(&words[0])), uintptr(unsafe.Pointer(&words[len(words)-1])))
 				withRow++
 			}
-			var got []uintptr
-			if first, last, ok := w.rowAddrs(r.Key); ok {
-				got = []uintptr{first, last}
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("device %d: row addresses %x, want %x", r.Key, got, want)
-			}
-			w.prefetchRow(&r)
 		}
-		if got := w.slotAddrs(rs, addrs); !slices.Equal(got, wantSlots) {
+		a := make([]uintptr, 2*n+1) // room for more than it may write: the count says where it stops
+		if got := a[:w.slotAddrs(rs, a)]; !slices.Equal(got, wantSlots) {
 			t.Errorf("%d readings: slot addresses %x, want %x", n, got, wantSlots)
+		}
+		if got := a[:w.rowAddrs(rs, a)]; !slices.Equal(got, wantRows) {
+			t.Errorf("%d readings: row addresses %x, want %x", n, got, wantRows)
 		}
 		if n >= 200 && (withRow == 0 || withRow == n) {
 			t.Fatalf("%d readings, %d with a row: the batch must mix devices with and without one", n, withRow)
 		}
-		w.prefetch(rs)
 	}
-	w.prefetch(benchReadings(2*prefetchMax+65, 400, 9)) // more than one batch
 	if w.Len() != rows {
-		t.Fatalf("rows after prefetching: %d, want %d", w.Len(), rows)
+		t.Fatalf("rows after finding addresses: %d, want %d", w.Len(), rows)
 	}
 }

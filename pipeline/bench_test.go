@@ -13,9 +13,9 @@ const hotPathStartMs = 1_767_225_600_000 // 2026-01-01T00:00:00Z
 
 // BenchmarkHotPath is one message through decode and aggregate, as worker.handleBatch does it
 // with what its channel holds: prefetchBatch payloads touched and decoded (avrodec
-// Decoder.Decode), their rows prefetched (agg.Stream.Prefetch), then each reading added
-// (agg.Stream.Add) and every closed window popped and released (the write itself is
-// BenchmarkEncodeRows), in 1-minute windows. Event time comes from the message, each held back
+// Decoder.Decode), then each reading added (agg.Stream.Add, after agg.Stream.PrefetchAhead)
+// and every closed window popped and released (the write itself is BenchmarkEncodeRows), in
+// 1-minute windows. Event time comes from the message, each held back
 // by up to 3 s. An op is one message.
 //
 // The rate is the reference's: 1 M msg/s over 100,000 devices is 600 readings per device and
@@ -73,7 +73,6 @@ func benchmarkHotPath(b *testing.B, devices, perDeviceMinute int) {
 			}
 			rs[k].TimeMs += shift
 		}
-		s.Prefetch(rs)
 		for k := range rs {
 			s.PrefetchAhead(rs, k)
 			s.Add(&rs[k], rs[k].TimeMs)

@@ -265,9 +265,9 @@ type ahead struct {
 }
 
 // handleBatch is the hot path. It reads msgs ahead, prefetchBatch at a time: their IDs and
-// positions, then their payloads (touched, then decoded); it prefetches the window index slots
-// the readings go to; then it handles the messages one by one, in order, asking for each
-// reading's row agg.RowAhead readings before it is added. Each pass touches one
+// positions, then their payloads (touched, then decoded); then it handles the messages one by
+// one, in order, asking ahead for the window index slots and rows of the readings to come
+// (agg.Stream.PrefetchAhead). Each pass touches one
 // kind of memory the client or the window wrote long before (message objects, IDs, payloads,
 // rows), for every message of the batch, so the cache misses overlap instead of coming one
 // after another; the message objects and the IDs are asked for with prefetch instructions
@@ -295,7 +295,6 @@ func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs 
 		for k, msg := range msgs[:n] {
 			ah[k].decoded = wk.dec.Decode(msg.Payload(), &rs[k]) == nil
 		}
-		wk.stream.Prefetch(rs)
 		for k, msg := range msgs[:n] {
 			wk.stream.PrefetchAhead(rs, k)
 			if err := wk.handle(ctx, msg, &ah[k], &rs[k], nowMs); err != nil {
