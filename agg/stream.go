@@ -48,6 +48,7 @@ type Stream struct {
 	free []*Window
 
 	addrs [prefetchGroupAddrs]uintptr // PrefetchAhead's, kept here so as not to clear them each time
+	news  int                         // readings without a row in the group PrefetchAhead last asked rows for
 }
 
 // NewStream returns a stream with no open window.
@@ -144,7 +145,9 @@ func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
 // groups of PrefetchGroup readings: at the start of each it asks for the slots of the group
 // two ahead and the rows of the next group, whose slots it asked for a group before, so that
 // finding a row waits for no slot, and the rows arrive while the readings before them are
-// added. Once per group, it costs one prefetch call for all the group's lines.
+// added; a device without a row yet gets the row Add will create for it (rows are made in
+// order), which it writes whole. Once per group, it costs one prefetch call for all the
+// group's lines.
 func (s *Stream) PrefetchAhead(rs []Reading, k int) {
 	if k%PrefetchGroup == 0 {
 		s.prefetchGroups(rs, k)
@@ -166,8 +169,14 @@ func (s *Stream) prefetchGroups(rs []Reading, k int) {
 	slots, rows := ahead(k, len(rs))
 	a := s.addrs[:]
 	m := w.slotAddrs(rs[slots[0]:slots[1]], a)
-	m += w.rowAddrs(rs[rows[0]:rows[1]], a[m:])
-	prefetch.Lines(a[:m])
+	// The devices without a row get the rows after those the readings before them will create:
+	// the ones the previous call counted, unless this is a batch's first (all added since).
+	if k == 0 {
+		s.news = 0
+	}
+	r, news := w.rowAddrs(rs[rows[0]:rows[1]], a[m:], w.Len()+s.news)
+	s.news = news
+	prefetch.Lines(a[:m+r])
 }
 
 // prefetchGroupAddrs is the most addresses prefetchGroups asks for at once: at the first

@@ -270,24 +270,30 @@ func (w *Window) slotAddrs(rs []Reading, a []uintptr) int {
 	return len(rs)
 }
 
-// rowAddrs writes to a, for each reading of rs whose device has a row, the addresses of the
-// row's first and last word (both cache lines of a 128-byte row), and returns how many it
-// wrote; a must have room for two per reading. Indexing a rather than appending to it keeps
-// the loop's values in registers (growing a slice is a call).
-func (w *Window) rowAddrs(rs []Reading, a []uintptr) int {
+// rowAddrs writes to a, for each reading of rs, the addresses of its row's first and last word
+// (both cache lines of a 128-byte row), and returns how many it wrote and how many readings had
+// no row; a must have room for two per reading. A device without a row is given the rows from
+// next on, where newRow will put the rows of the devices that have none, in order, as long as
+// readings before them create as many as next assumes. Indexing a rather than appending to it
+// keeps the loop's values in registers (growing a slice is a call).
+func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int) (int, int) {
 	a = a[:2*len(rs)]
-	j := 0
+	j, news, rows := 0, 0, len(w.chunks)<<chunkShift
 	for k := range rs {
 		_, n := w.find(rs[k].Key)
+		i := int(n) - 1
 		if n == 0 {
-			continue
+			if i = next + news; i >= rows {
+				continue // its chunk is not there yet
+			}
+			news++
 		}
 		// row's address without the slice row returns: 9 instructions less a reading.
-		c, o := w.chunks[(n-1)>>chunkShift], int((n-1)&(chunkRows-1))*w.stride
+		c, o := w.chunks[i>>chunkShift], (i&(chunkRows-1))*w.stride
 		a[j], a[j+1] = prefetch.Addr(&c[o]), prefetch.Addr(&c[o+w.stride-1])
 		j += 2
 	}
-	return j
+	return j, news
 }
 
 // addWideTime keeps row's times in the side map once one does not fit an offset.

@@ -392,24 +392,26 @@ func TestWindowFarEventTimes(t *testing.T) {
 }
 
 // slotAddrs gives the index slot where each reading is looked up first, and rowAddrs both
-// cache lines (the first and last word) of the row of each device that has
-// one.
+// cache lines (the first and last word) of the row of each device that has one, and of the
+// rows from next on for those that have none, as far as the window's chunks go.
 func TestWindowPrefetchAddresses(t *testing.T) {
 	w := NewWindow(benchSpec, 0)
 	w.Reset(0, 60_000)
 	for _, r := range benchReadings(500, 300, 7) {
 		w.Add(&r)
 	}
-	rows := w.Len()
+	rows, room := w.Len(), len(w.chunks)*chunkRows
+	lines := func(i int) []uintptr {
+		words := w.row(i)
+		return []uintptr{uintptr(unsafe.Pointer(&words[0])), uintptr(unsafe.Pointer(&words[len(words)-1]))}
+	}
 	for _, n := range []int{0, 1, 63, 200} {
 		rs := benchReadings(n, 400, 8) // some of these devices have no row
-		var wantSlots, wantRows []uintptr
+		var wantSlots []uintptr
 		withRow := 0
 		for _, r := range rs {
 			wantSlots = append(wantSlots, uintptr(unsafe.Pointer(&w.slots[hashKey(r.Key)>>w.shift])))
 			if _, row := w.find(r.Key); row != 0 {
-				words := w.row(int(row) - 1)
-				wantRows = append(wantRows, uintptr(unsafe.Pointer(&words[0])), uintptr(unsafe.Pointer(&words[len(words)-1])))
 				withRow++
 			}
 		}
@@ -417,14 +419,62 @@ func TestWindowPrefetchAddresses(t *testing.T) {
 		if got := a[:w.slotAddrs(rs, a)]; !slices.Equal(got, wantSlots) {
 			t.Errorf("%d readings: slot addresses %x, want %x", n, got, wantSlots)
 		}
-		if got := a[:w.rowAddrs(rs, a)]; !slices.Equal(got, wantRows) {
-			t.Errorf("%d readings: row addresses %x, want %x", n, got, wantRows)
+		// next at the first free row, and so near the end of the chunks that some new devices
+		// are left without an address.
+		for _, next := range []int{rows, room - 5} {
+			var wantRows []uintptr
+			news := 0
+			for _, r := range rs {
+				if _, row := w.find(r.Key); row != 0 {
+					wantRows = append(wantRows, lines(int(row)-1)...)
+				} else if next+news < room {
+					wantRows = append(wantRows, lines(next+news)...)
+					news++
+				}
+			}
+			m, gotNews := w.rowAddrs(rs, a, next)
+			if got := a[:m]; !slices.Equal(got, wantRows) || gotNews != news {
+				t.Errorf("%d readings, next %d: row addresses %x and %d without a row, want %x and %d", n, next, got, gotNews, wantRows, news)
+			}
 		}
-		if n >= 200 && (withRow == 0 || withRow == n) {
-			t.Fatalf("%d readings, %d with a row: the batch must mix devices with and without one", n, withRow)
+		if n >= 200 && (withRow == 0 || withRow == n || n-withRow <= 5) {
+			t.Fatalf("%d readings, %d with a row: the batch must mix devices with and without one, more than 5 without", n, withRow)
 		}
 	}
 	if w.Len() != rows {
 		t.Fatalf("rows after finding addresses: %d, want %d", w.Len(), rows)
+	}
+}
+
+// The rows rowAddrs gives devices without one, from the window's next free row on, are where
+// Add then puts them, readings added in order.
+func TestRowAddrsOfNewRows(t *testing.T) {
+	w := NewWindow(benchSpec, 1000)
+	w.Reset(0, 60_000)
+	for _, r := range benchReadings(300, 200, 7) {
+		w.Add(&r)
+	}
+	seen := map[int64]bool{}
+	var rs []Reading
+	for _, r := range benchReadings(400, 600, 8) { // each device once
+		if !seen[r.Key] {
+			seen[r.Key] = true
+			rs = append(rs, r)
+		}
+	}
+	a := make([]uintptr, 2*len(rs))
+	m, news := w.rowAddrs(rs, a, w.Len())
+	if m != len(a) || news == 0 || news == len(rs) {
+		t.Fatalf("%d readings: %d addresses, %d without a row; want an address pair each and a mix", len(rs), m, news)
+	}
+	for k := range rs {
+		w.Add(&rs[k])
+	}
+	for k, r := range rs {
+		_, row := w.find(r.Key)
+		words := w.row(int(row) - 1)
+		if got, want := uintptr(unsafe.Pointer(&words[0])), a[2*k]; got != want {
+			t.Fatalf("device %d (reading %d): row at %x, rowAddrs said %x", r.Key, k, got, want)
+		}
 	}
 }
