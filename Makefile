@@ -36,7 +36,7 @@ test: chdb
 	$(GO) test -count=1 -timeout 40m ./... $(PATCHED_PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./... $(PATCHED_PKGS)
 
-## bench: the backlog benchmark, then the hot-path Go benchmarks under the same transparent huge
+## bench: the hot-path Go benchmarks, then the backlog benchmark, under the same transparent huge
 ## pages mode (-hotpath-count); both tables in bench/RESULTS.md
 bench: chdb build
 	$(GO) run ./bench -pipelined ./pipelined

@@ -16,7 +16,7 @@ import (
 )
 
 // defaultHotPathCount is -hotpath-count's default: runs of each pipeline hot-path benchmark.
-const defaultHotPathCount = 3
+const defaultHotPathCount = 5
 
 // benchResult is one Go benchmark's runs as `go test -bench` printed them.
 type benchResult struct {
@@ -258,7 +258,7 @@ func hotPathTable(hp *hotPath) string {
 	if hp.count == 1 {
 		runs = "run"
 	}
-	fmt.Fprintf(&sb, "\n**Hot path** (Go benchmarks, -benchmem, %d %s each; BenchmarkWindowMemory, a heap measurement, once), under the same transparent huge pages mode, after the drains: %s.\n\n",
+	fmt.Fprintf(&sb, "\n**Hot path** (Go benchmarks, -benchmem, %d %s each; BenchmarkWindowMemory, a heap measurement, once), under the same transparent huge pages mode, before the drains: %s.\n\n",
 		hp.count, runs, strings.Join(cmds, " and "))
 	sb.WriteString("| benchmark | runs | ns/op min–max | ns/op median | B/op | allocs/op | other metrics (median) | target | verdict |\n")
 	sb.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n")

@@ -2,9 +2,9 @@
 // a backlog in the reference's shape (64 partitions, 100,000 devices, keyed by device, batches
 // as the Go producer makes them), cached on disk so loading is not the measurement, then drains
 // it alternately with the bare pulsar-client-go consumer (the client library's ceiling) and with
-// pipelined (the real binary) into the local ClickHouse, then runs the hot-path Go benchmarks
-// (hotpath.go) under the same transparent huge pages mode, and writes both tables into
-// bench/RESULTS.md between its markers.
+// pipelined (the real binary) into the local ClickHouse, and writes a table into
+// bench/RESULTS.md between its markers. Before the drains, under the same transparent huge pages
+// mode, it runs the hot-path Go benchmarks (hotpath.go), whose table follows the drains'.
 //
 //	go run ./bench -pipelined ./pipelined
 package main
@@ -99,7 +99,7 @@ func run() error {
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit on one drain")
 	flag.StringVar(&o.chDir, "clickhouse-dir", defaultCHDir(), "directory for the local ClickHouse's data directory, made for the run and removed after it; empty: chlocal's default, on disk")
 	flag.StringVar(&o.thp, "thp", "always", "transparent huge pages mode for the run, as the Ansible role sets it on the pipelined host (written to "+thp.EnabledPath+" and put back at the end; needs root); empty: leave the host's")
-	flag.IntVar(&o.hotCount, "hotpath-count", defaultHotPathCount, "runs (go test -count) of each pipeline hot-path benchmark after the drains, under the same transparent huge pages mode; 0 skips the hot-path benchmarks")
+	flag.IntVar(&o.hotCount, "hotpath-count", defaultHotPathCount, "runs (go test -count) of each pipeline hot-path benchmark, before the drains and under the same transparent huge pages mode; 0 skips the hot-path benchmarks")
 	flag.Parse()
 	if o.hotCount < 0 {
 		return fmt.Errorf("-hotpath-count %d: want 0 or more", o.hotCount)
@@ -123,6 +123,12 @@ func run() error {
 	load0 := loadavg()
 	restore := setTHP(&o, logf)
 	defer restore()
+	// The hot-path benchmarks first, on a quiet machine: after the drains the local ClickHouse
+	// (chDB, in this process) still merges the parts they wrote, on the same two cores.
+	hp, err := runHotPath(ctx, o.hotCount, nil, logf)
+	if err != nil {
+		return fmt.Errorf("hot-path benchmarks: %w", err)
+	}
 
 	cache := os.Getenv("PIPELINED_CACHE")
 	if cache == "" {
@@ -163,15 +169,9 @@ func run() error {
 		rs, err := drainSize(ctx, o, cache, sz.record, sz.n, sz.padded, chs.Addr(), logf)
 		results = append(results, rs...)
 		if err != nil {
-			writeResults(o, results, nil, started, load0, logf)
+			writeResults(o, results, hp, started, load0, logf)
 			return err
 		}
-	}
-	chs.Close()                                       // idle from here on; the hot-path benchmarks need only the two CPUs
-	hp, err := runHotPath(ctx, o.hotCount, nil, logf) // before restore: under the drains' THP mode
-	if err != nil {
-		writeResults(o, results, nil, started, load0, logf)
-		return fmt.Errorf("hot-path benchmarks: %w", err)
 	}
 	return writeResults(o, results, hp, started, load0, logf)
 }
