@@ -48,7 +48,7 @@ type Stream struct {
 	free []*Window
 
 	addrs [prefetchGroupAddrs]uintptr // PrefetchAhead's, kept here so as not to clear them each time
-	news  int                         // readings without a row in the group PrefetchAhead last asked rows for
+	news  int                         // readings without a row in the last group PrefetchAhead asked rows for
 }
 
 // NewStream returns a stream with no open window.
@@ -170,13 +170,17 @@ func (s *Stream) prefetchGroups(rs []Reading, k int) {
 	a := s.addrs[:]
 	m := w.slotAddrs(rs[slots[0]:slots[1]], a)
 	// The devices without a row get the rows after those the readings before them will create:
-	// the ones the previous call counted, unless this is a batch's first (all added since).
+	// the group the previous call counted (at a batch's first, none: all are added), then each
+	// group of this call's before it.
 	if k == 0 {
 		s.news = 0
 	}
-	r, news := w.rowAddrs(rs[rows[0]:rows[1]], a[m:], w.Len()+s.news)
-	s.news = news
-	prefetch.Lines(a[:m+r])
+	next := w.Len() + s.news
+	for from := rows[0]; from < rows[1]; from += PrefetchGroup {
+		r, news := w.rowAddrs(rs[from:min(from+PrefetchGroup, rows[1])], a[m:], next)
+		m, next, s.news = m+r, next+news, news
+	}
+	prefetch.Lines(a[:m])
 }
 
 // prefetchGroupAddrs is the most addresses prefetchGroups asks for at once: at the first

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 func TestStreamWindowStart(t *testing.T) {
@@ -493,6 +494,55 @@ func TestPrefetchAheadSchedule(t *testing.T) {
 			case j >= 2*g && (j-r < g || r-s < g):
 				t.Fatalf("n=%d: reading %d: slot asked for before reading %d, row before %d; want each at least %d ahead of the next step", n, j, s, r, g)
 			}
+		}
+	}
+}
+
+// The rows PrefetchAhead asks for, for devices that have none yet, are the rows Add then
+// creates for them, group after group of a batch, when each device comes once: what each
+// group's readings will create is counted ahead of the next.
+func TestPrefetchAheadNewRows(t *testing.T) {
+	s := NewStream(StreamConfig{Spec: benchSpec, SizeMs: 60_000, SizeHint: 2000})
+	old := benchReadings(300, 300, 7)
+	for k := range old {
+		old[k].TimeMs = 1_000
+		s.Add(&old[k], old[k].TimeMs)
+	}
+	seen := map[int64]bool{}
+	var rs []Reading
+	for _, r := range benchReadings(1500, 1200, 8) { // each device once, about a quarter with a row
+		if !seen[r.Key] {
+			seen[r.Key] = true
+			r.TimeMs = 2_000
+			rs = append(rs, r)
+		}
+	}
+	w := s.open[len(s.open)-1]
+	hint := make([]uintptr, len(rs)) // the first line PrefetchAhead asked for, by reading
+	news := 0
+	for k := range rs {
+		if k%PrefetchGroup == 0 {
+			s.PrefetchAhead(rs, k)
+			slots, rows := ahead(k, len(rs))
+			a := s.addrs[slots[1]-slots[0]:]
+			for j := rows[0]; j < rows[1]; j++ {
+				hint[j], a = a[0], a[2:]
+			}
+		}
+		if _, n := w.find(rs[k].Key); n == 0 {
+			news++
+		}
+		if _, out := s.Add(&rs[k], rs[k].TimeMs); out != Added {
+			t.Fatalf("reading %d: %v, want Added to the open window", k, out)
+		}
+	}
+	if news < 2*PrefetchGroup || news == len(rs) {
+		t.Fatalf("%d of %d devices new: want new devices in several groups, and old ones", news, len(rs))
+	}
+	for k, r := range rs {
+		_, n := w.find(r.Key)
+		if got := uintptr(unsafe.Pointer(&w.row(int(n) - 1)[0])); got != hint[k] {
+			t.Fatalf("device %d (reading %d): row at %x, PrefetchAhead asked for %x", r.Key, k, got, hint[k])
 		}
 	}
 }
