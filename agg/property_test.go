@@ -66,9 +66,9 @@ func TestStreamProperty(t *testing.T) {
 	}
 }
 
-// checkStream feeds rs to s as the pipeline would (PrefetchAhead now and then for
-// the readings ahead, pop after every reading, release after writing; with detach, now and
-// then flush an open window early) and checks the result against a naive map-based computation over the
+// checkStream feeds rs to s as the pipeline would (PrefetchAhead now and then for the readings
+// ahead, pop after every reading, release after writing; with detach, now and then flush an
+// open window early) and checks the result against a naive map-based computation over the
 // readings that were not late.
 func checkStream(t *testing.T, s *Stream, rs []Reading, rng *rand.Rand, detach bool) {
 	t.Helper()

@@ -168,7 +168,7 @@ func (s *Stream) prefetchGroups(rs []Reading, k int) {
 	w := s.open[n-1]
 	slots, rows := ahead(k, len(rs))
 	a := s.addrs[:]
-	m := w.slotAddrs(rs[slots[0]:slots[1]], a)
+	m := len(w.slotAddrs(rs[slots[0]:slots[1]], a))
 	// The devices without a row get the rows after those the readings before them will create:
 	// the group the previous call counted (at a batch's first, none: all are added), then each
 	// group of this call's before it.

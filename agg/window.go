@@ -260,14 +260,14 @@ func (w *Window) countStatus(row []uint64, st int32) {
 }
 
 // slotAddrs writes to a the address of the index slot where each reading of rs is looked up
-// first, and returns how many it wrote: len(rs), which a must have room for.
-func (w *Window) slotAddrs(rs []Reading, a []uintptr) int {
+// first, and returns them (a[:len(rs)]).
+func (w *Window) slotAddrs(rs []Reading, a []uintptr) []uintptr {
 	a = a[:len(rs)]
 	slots, shift := w.slots, w.shift
 	for k := range rs {
 		a[k] = prefetch.Addr(&slots[hashKey(rs[k].Key)>>shift])
 	}
-	return len(rs)
+	return a
 }
 
 // rowAddrs writes to a, for each reading of rs, the addresses of its row's first and last word

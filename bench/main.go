@@ -123,8 +123,8 @@ func run() error {
 	load0 := loadavg()
 	restore := setTHP(&o, logf)
 	defer restore()
-	// The hot-path benchmarks first, on a quiet machine: after the drains the local ClickHouse
-	// (chDB, in this process) still merges the parts they wrote, on the same two cores.
+	// The hot-path benchmarks first, before the test services start: after the drains the
+	// local ClickHouse (chDB, in this process) may still be merging what they wrote.
 	hp, err := runHotPath(ctx, o.hotCount, nil, logf)
 	if err != nil {
 		return fmt.Errorf("hot-path benchmarks: %w", err)
