@@ -180,7 +180,7 @@ func hashKey(k int64) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
 // empty slot where it goes and 0.
 func (w *Window) find(key int64) (int, int32) {
 	mask := len(w.slots) - 1
-	for i := int(hashKey(key) >> w.shift); ; i = (i + 1) & mask {
+	for i := int(hashKey(key) >> (w.shift & 63)); ; i = (i + 1) & mask { // & 63: no test for shifts past 63
 		s := &w.slots[i]
 		if s.row == 0 || s.key == key {
 			return i, s.row
@@ -195,32 +195,47 @@ func (w *Window) Add(r *Reading) {
 		w.newRow(r, i)
 		return
 	}
-	row := w.row(int(n) - 1)
+	// The row's words through its address (rowAt): every offset below is less than the
+	// stride, so in the row, and none needs the bounds checks a slice of the row costs.
+	p := w.rowAt(int(n) - 1)
+	h := (*[2]uint64)(p) // the fixed words, wCountSlot and wTimes
 	// The first and last event time, as offsets from Start: min and max of 32-bit integers,
 	// which compile to conditional moves rather than branches that depend on arrival order. A
 	// time too far from Start for an offset goes to the side map.
-	first, last := times(row)
-	row[wCountSlot]++ // the total count: the low half
+	first, last := int32(h[wTimes]), int32(h[wTimes]>>32)
+	h[wCountSlot]++ // the total count: the low half
 	if d := r.TimeMs - w.Start; first != wideTime && d > math.MinInt32 && d <= math.MaxInt32 {
-		setTimes(row, min(first, int32(d)), max(last, int32(d)))
+		h[wTimes] = uint64(uint32(min(first, int32(d)))) | uint64(uint32(max(last, int32(d))))<<32
 	} else {
-		w.addWideTime(row, r.TimeMs)
+		w.addWideTime(w.row(int(n)-1), r.TimeMs)
 	}
-	// The measures four at a time through array pointers: one bounds check for the four, and
-	// the offsets of their words are constants.
-	st, vs := row[wMeasures:], r.Values[:w.spec.Measures]
-	for len(vs) >= 4 {
-		s, v := (*[12]uint64)(st), (*[4]float64)(vs)
-		fold((*[3]uint64)(s[0:3]), v[0])
-		fold((*[3]uint64)(s[3:6]), v[1])
-		fold((*[3]uint64)(s[6:9]), v[2])
-		fold((*[3]uint64)(s[9:12]), v[3])
-		st, vs = st[12:], vs[4:]
+	// The measures: the first four at constant offsets, any after them in a loop.
+	ms, vs, m := unsafe.Add(p, 8*wMeasures), &r.Values, w.spec.Measures
+	k := 0
+	if m >= 4 {
+		s := (*[4][3]uint64)(ms)
+		fold(&s[0], vs[0])
+		fold(&s[1], vs[1])
+		fold(&s[2], vs[2])
+		fold(&s[3], vs[3])
+		k = 4
 	}
-	for k, v := range vs {
-		fold((*[3]uint64)(st[3*k:3*k+3]), v)
+	for ; k < m; k++ {
+		fold((*[3]uint64)(unsafe.Add(ms, 24*k)), vs[k])
 	}
-	w.countStatus(row, r.Status)
+	if w.statusesAll {
+		w.countStatus(unsafe.Slice((*uint64)(p), w.stride), r.Status)
+	} else if e := &w.statuses[uint32(r.Status)%32]; e.v == r.Status {
+		*(*uint64)(unsafe.Add(p, 8*int(e.word))) += e.inc
+	}
+}
+
+// rowAt returns the address of row i's first word, for a row that exists (i < w.n): its chunk
+// holds the row's stride words from there. Add reads and writes the row through it, which
+// costs none of the bounds checks and slice arithmetic that row's slice does.
+func (w *Window) rowAt(i int) unsafe.Pointer {
+	c := w.chunks[i>>chunkShift]
+	return unsafe.Add(unsafe.Pointer(unsafe.SliceData(c)), 8*(i&(chunkRows-1))*w.stride)
 }
 
 // fold adds v to a measure's min, max and sum, its row words st. Compared on their own, min
