@@ -96,11 +96,10 @@ type worker struct {
 	received int // messages handled since handleBatch last added them to pm.received
 
 	// The batch being handled: messages taken from the channel, read ahead of aggregation.
-	msgs    []pulsar.Message
-	ahead   []ahead
-	rs      []agg.Reading
-	addrs   [prefetchAddrs]uintptr // what a pass of handleBatch prefetches
-	touched byte                   // what the payload pass read, kept so that its loads are not dead code
+	msgs  []pulsar.Message
+	ahead []ahead
+	rs    []agg.Reading
+	addrs [prefetchAddrs]uintptr // what a pass of handleBatch prefetches
 
 	reportedWindows, reportedKeys int64
 }
@@ -265,15 +264,15 @@ type ahead struct {
 }
 
 // handleBatch is the hot path. It reads msgs ahead, prefetchBatch at a time: their IDs and
-// positions, then their payloads (touched, then decoded); then it handles the messages one by
-// one, in order, asking ahead for the window index slots and rows of the readings to come
-// (agg.Stream.PrefetchAhead). Each pass touches one
-// kind of memory the client or the window wrote long before (message objects, IDs, payloads,
-// rows), for every message of the batch, so the cache misses overlap instead of coming one
-// after another; the message objects and the IDs are asked for with prefetch instructions
-// (internal/prefetch) first, since the passes that read them do more per message than a loop
-// of loads keeps in flight. Reading ahead is pure, so it changes nothing but where the misses
-// fall.
+// positions, then their payloads, decoded while the payloads further on are asked for
+// (payloadsAhead); then it handles the messages one by one, in order, asking ahead for the
+// window index slots and rows of the readings to come (agg.Stream.PrefetchAhead). Each pass
+// touches one kind of memory the client or the window wrote long before (message objects,
+// IDs, payloads, rows), for every message of the batch, so the cache misses overlap instead of
+// coming one after another; the message objects and the IDs are asked for with prefetch
+// instructions (internal/prefetch) first, since the passes that read them do more per message
+// than a loop of loads keeps in flight. Reading ahead is pure, so it changes nothing but where
+// the misses fall.
 func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs int64) error {
 	defer wk.countReceived() // once per batch, not an atomic add per message
 	for len(msgs) > 0 {
@@ -287,12 +286,15 @@ func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs 
 		for k := range ah {
 			ah[k].pos = positionOf(ah[k].id)
 		}
-		var touched byte
-		for _, msg := range msgs[:n] {
-			touched += touch(msg.Payload())
-		}
-		wk.touched += touched
 		for k, msg := range msgs[:n] {
+			if k%payloadGroup == 0 {
+				from, to := payloadsAhead(k, n)
+				a := 0
+				for _, m := range msgs[from:to] {
+					a = payloadLines(m.Payload(), wk.addrs[:], a)
+				}
+				prefetch.Lines(wk.addrs[:a])
+			}
 			ah[k].decoded = wk.dec.Decode(msg.Payload(), &rs[k]) == nil
 		}
 		for k, msg := range msgs[:n] {
@@ -316,8 +318,11 @@ func (wk *worker) countReceived() {
 	}
 }
 
-// prefetchAddrs is the room for the addresses handleBatch prefetches at a time: two per message.
+// prefetchAddrs is the room for the addresses handleBatch prefetches at a time: two per message,
+// or payloadMaxLines per payload of three groups.
 const prefetchAddrs = 2 * prefetchBatch
+
+const _ = uint(prefetchAddrs - 3*payloadGroup*payloadMaxLines) // a compile error if there is no room
 
 // dataAddr returns the data word of the interface value at v: the address of the object a
 // pointer-shaped dynamic value (every pulsar.Message and MessageID the client makes) points to.
@@ -351,21 +356,52 @@ func idAddrs(ah []ahead, addrs []uintptr) []uintptr {
 	return addrs
 }
 
-// touch reads a byte of every cache line of the first KiB of p, so that the decoder finds
-// them in the cache; it returns their sum so that the loads are not dead code. (A pass of
-// prefetches instead, as for the message objects, measured no faster in the drain and cost
-// more instructions.)
-func touch(p []byte) byte {
-	if len(p) == 0 {
-		return 0
+// payloadGroup is how many payloads handleBatch's decode loop asks for at a time, and how far
+// ahead: at the start of each group of payloadGroup messages, the payloads of the group two
+// ahead (payloadsAhead). Decoding a group takes longer than a payload takes to come from
+// memory, and the loads overlap the decoding instead of stalling a pass of their own.
+const payloadGroup = 16
+
+// payloadsAhead returns the messages [from, to) of a batch of n whose payloads the decode loop
+// asks for before decoding message k, a multiple of payloadGroup: the group two ahead, and at
+// k == 0 the first three groups.
+func payloadsAhead(k, n int) (from, to int) {
+	if k == 0 {
+		return 0, min(3*payloadGroup, n)
 	}
-	p = p[:min(len(p), 1024)]
-	s := p[len(p)-1]
-	for o := 0; o < len(p); o += 64 {
-		s += p[o]
-	}
-	return s
+	return min(k+2*payloadGroup, n), min(k+3*payloadGroup, n)
 }
+
+// payloadLines writes to addrs from a an address in each cache line of p's first
+// payloadLineBytes bytes, and its last byte, and returns where it stopped (at most
+// a+payloadMaxLines).
+func payloadLines(p []byte, addrs []uintptr, a int) int {
+	if len(p) == 0 {
+		return a
+	}
+	p0 := prefetch.Addr(unsafe.SliceData(p))
+	last := p0 + uintptr(len(p)) - 1
+	end := min(last, p0+payloadLineBytes-1)
+	addrs[a] = p0
+	a++
+	for l := p0&^63 + 64; l <= end; l += 64 {
+		addrs[a] = l
+		a++
+	}
+	if last > end {
+		addrs[a] = last
+		a++
+	}
+	return a
+}
+
+// How much of a payload handleBatch asks for: the lines of its first 256 bytes (the decoder
+// reads a payload in order, and past them the processor's own prefetcher has the stream) and
+// the line of its last byte.
+const (
+	payloadLineBytes = 256
+	payloadMaxLines  = payloadLineBytes/64 + 2 // 256 bytes from anywhere in a line, and the last byte
+)
 
 // handle takes one message, read ahead into a and r.
 func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, r *agg.Reading, nowMs int64) error {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/hamba/avro/v2"
@@ -692,5 +693,69 @@ func TestReadAheadAddresses(t *testing.T) {
 	}
 	if got := idAddrs(ah, addrs); !slices.Equal(got, want) {
 		t.Errorf("ID addresses %x, want %x", got, want)
+	}
+}
+
+// TestPayloadsAheadSchedule checks the decode loop's schedule: every payload of a batch is
+// asked for once, before it is decoded, and past the first groups at least a group ahead.
+func TestPayloadsAheadSchedule(t *testing.T) {
+	for _, n := range []int{1, 15, 16, 17, 47, 48, 49, 100, prefetchBatch} {
+		asked := make([]int, n) // the k at which each payload was asked for, -1 for not yet
+		for i := range asked {
+			asked[i] = -1
+		}
+		for k := 0; k < n; k += payloadGroup {
+			from, to := payloadsAhead(k, n)
+			for i := from; i < to; i++ {
+				if asked[i] >= 0 {
+					t.Fatalf("n=%d: payload %d asked for at %d and again at %d", n, i, asked[i], k)
+				}
+				asked[i] = k
+			}
+		}
+		for i, k := range asked {
+			switch {
+			case k < 0:
+				t.Errorf("n=%d: payload %d never asked for", n, i)
+			case k > i:
+				t.Errorf("n=%d: payload %d asked for at %d, after it is decoded", n, i, k)
+			case i >= 3*payloadGroup && i-k < payloadGroup:
+				t.Errorf("n=%d: payload %d asked for at %d, less than a group ahead", n, i, k)
+			}
+		}
+	}
+}
+
+// TestPayloadLines checks that the addresses asked for cover the first payloadLineBytes of a
+// payload and its last byte, line by line, and stay inside it.
+func TestPayloadLines(t *testing.T) {
+	buf := make([]byte, 2048)
+	line := int(-uintptr(unsafe.Pointer(&buf[0])) & 63) // buf[line] starts a cache line
+	for _, size := range []int{1, 41, 63, 64, 65, 127, 128, 129, 192, 256, 257, 300, 1000} {
+		// At offsets in a line where the payload's lines fall differently.
+		for _, off := range []int{0, 1, 2, 62, 63} {
+			p := buf[line+off : line+off+size]
+			addrs := make([]uintptr, 3+payloadMaxLines)
+			end := payloadLines(p, addrs, 3)
+			if end-3 > payloadMaxLines || end-3 < 1 {
+				t.Fatalf("size %d: %d addresses, want 1..%d", size, end-3, payloadMaxLines)
+			}
+			p0 := uintptr(unsafe.Pointer(&p[0]))
+			lines := map[uintptr]bool{}
+			for _, a := range addrs[3:end] {
+				if a < p0 || a >= p0+uintptr(size) {
+					t.Fatalf("size %d, offset %d: address %#x outside the payload [%#x, %#x)", size, off, a, p0, p0+uintptr(size))
+				}
+				lines[a&^63] = true
+			}
+			for o := 0; o < size; o++ {
+				if a := p0 + uintptr(o); (o < payloadLineBytes || o == size-1) && !lines[a&^63] {
+					t.Errorf("size %d, offset %d: the line of byte %d not asked for", size, off, o)
+				}
+			}
+		}
+	}
+	if end := payloadLines(nil, nil, 0); end != 0 {
+		t.Errorf("empty payload: %d addresses, want none", end)
 	}
 }
