@@ -49,6 +49,14 @@ type Stream struct {
 
 	addrs [prefetchGroupAddrs]uintptr // PrefetchAhead's, kept here so as not to clear them each time
 	news  int                         // readings without a row in the last group PrefetchAhead asked rows for
+
+	// The rows PrefetchAhead found for the readings of the next group and of this one, by the
+	// reading's place in its batch modulo 2*PrefetchGroup, in hintWin's generation hintGen;
+	// at is the place it was last called for, which Add looks up.
+	hints   [2 * PrefetchGroup]rowHint
+	hintWin *Window
+	hintGen uint64
+	at      int
 }
 
 // NewStream returns a stream with no open window.
@@ -100,12 +108,21 @@ func (s *Stream) closed(c int64) bool { return c <= s.wm && s.wm != math.MinInt6
 
 // Add puts r into the window holding time at (r.TimeMs for event time, the arrival time for
 // processing time) and moves the watermark. It returns the window, or nil when r is late.
+//
+// After PrefetchAhead(rs, k), Add(&rs[k], ...) takes the row PrefetchAhead found for the
+// reading, without looking it up again, when the reading goes to the window it was found in;
+// a row, once made, stays its device's for the window's generation. Any other reading is
+// looked up: the hint is used only for the device it was found for.
 func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
 	// Most readings go to the newest open window: take it without WindowStart's division.
 	if n := len(s.open); n > 0 {
 		if w := s.open[n-1]; w.Start <= at && at < w.End && !s.closed(w.closeAt) {
 			s.advance(at)
-			w.Add(r)
+			if h := &s.hints[s.at&(len(s.hints)-1)]; h.row != 0 && h.key == r.Key && s.hintWin == w && s.hintGen == w.gen {
+				w.addTo(r, h.row)
+			} else {
+				w.Add(r)
+			}
 			return w, Added
 		}
 	}
@@ -147,8 +164,11 @@ func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
 // finding a row waits for no slot, and the rows arrive while the readings before them are
 // added; a device without a row yet gets the row Add will create for it (rows are made in
 // order), which it writes whole. Once per group, it costs one prefetch call for all the
-// group's lines.
+// group's lines. The rows it finds it keeps, so that Add takes a reading's row without looking
+// up its index slot again (a load that still waited for memory in the benchmark, though the
+// slot had been asked for two groups before).
 func (s *Stream) PrefetchAhead(rs []Reading, k int) {
+	s.at = k
 	if k%PrefetchGroup == 0 {
 		s.prefetchGroups(rs, k)
 	}
@@ -176,8 +196,15 @@ func (s *Stream) prefetchGroups(rs []Reading, k int) {
 		s.news = 0
 	}
 	next := w.Len() + s.news
+	// The rows found before, for this group, hold for the window they were found in only.
+	if s.hintWin != w || s.hintGen != w.gen {
+		s.hints = [len(s.hints)]rowHint{}
+		s.hintWin, s.hintGen = w, w.gen
+	}
 	for from := rows[0]; from < rows[1]; from += PrefetchGroup {
-		r, news := w.rowAddrs(rs[from:min(from+PrefetchGroup, rows[1])], a[m:], next)
+		to := min(from+PrefetchGroup, rows[1])
+		h := from & (len(s.hints) - 1) // a group's hints do not wrap: from is a multiple of the group
+		r, news := w.rowAddrs(rs[from:to], a[m:], next, s.hints[h:h+to-from])
 		m, next, s.news = m+r, next+news, news
 	}
 	prefetch.Lines(a[:m])

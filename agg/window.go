@@ -59,7 +59,8 @@ func (s Spec) Validate() error {
 type Window struct {
 	// Start is the window's first millisecond (epoch ms); End is Start plus the window size.
 	Start, End int64
-	closeAt    int64 // the watermark that closes the window (Stream.closeAt), set by its Stream
+	closeAt    int64  // the watermark that closes the window (Stream.closeAt), set by its Stream
+	gen        uint64 // how many times Reset has emptied it: a row number holds for one generation
 
 	spec   Spec
 	stride int // words per row
@@ -142,6 +143,7 @@ func (w *Window) Reset(start, size int64) {
 		clear(w.slots)
 	}
 	w.n = 0
+	w.gen++
 	clear(w.wide)
 }
 
@@ -195,6 +197,11 @@ func (w *Window) Add(r *Reading) {
 		w.newRow(r, i)
 		return
 	}
+	w.addTo(r, n)
+}
+
+// addTo folds r into row n-1 (n as find returns it), the row of r's device.
+func (w *Window) addTo(r *Reading, n int32) {
 	// The row's words through its address (rowAt): every offset below is less than the
 	// stride, so in the row, and none needs the bounds checks a slice of the row costs.
 	p := w.rowAt(int(n) - 1)
@@ -287,15 +294,17 @@ func (w *Window) slotAddrs(rs []Reading, a []uintptr) []uintptr {
 
 // rowAddrs writes to a, for each reading of rs, the addresses of its row's first and last word
 // (both cache lines of a 128-byte row), and returns how many it wrote and how many readings had
-// no row; a must have room for two per reading. A device without a row is given the rows from
+// no row; a must have room for two per reading. It writes to hints, one per reading, the
+// device and the row number + 1 it found (0: none yet). A device without a row is given the rows from
 // next on, where newRow will put the rows of the devices that have none, in order, as long as
 // readings before them create as many as next assumes. Indexing a rather than appending to it
 // keeps the loop's values in registers (growing a slice is a call).
-func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int) (int, int) {
-	a = a[:2*len(rs)]
+func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int, hints []rowHint) (int, int) {
+	a, hints = a[:2*len(rs)], hints[:len(rs)]
 	j, news, rows := 0, 0, len(w.chunks)<<chunkShift
 	for k := range rs {
 		_, n := w.find(rs[k].Key)
+		hints[k] = rowHint{key: rs[k].Key, row: n}
 		i := int(n) - 1
 		if n == 0 {
 			if i = next + news; i >= rows {
@@ -309,6 +318,12 @@ func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int) (int, int) {
 		j += 2
 	}
 	return j, news
+}
+
+// rowHint is a device's row in a window, as rowAddrs found it: its row number + 1 (0: none).
+type rowHint struct {
+	key int64
+	row int32
 }
 
 // addWideTime keeps row's times in the side map once one does not fit an offset.

@@ -423,18 +423,25 @@ func TestWindowPrefetchAddresses(t *testing.T) {
 		// are left without an address.
 		for _, next := range []int{rows, room - 5} {
 			var wantRows []uintptr
+			var wantHints []rowHint
 			news := 0
 			for _, r := range rs {
-				if _, row := w.find(r.Key); row != 0 {
+				_, row := w.find(r.Key)
+				wantHints = append(wantHints, rowHint{key: r.Key, row: row})
+				if row != 0 {
 					wantRows = append(wantRows, lines(int(row)-1)...)
 				} else if next+news < room {
 					wantRows = append(wantRows, lines(next+news)...)
 					news++
 				}
 			}
-			m, gotNews := w.rowAddrs(rs, a, next)
+			hints := make([]rowHint, len(rs))
+			m, gotNews := w.rowAddrs(rs, a, next, hints)
 			if got := a[:m]; !slices.Equal(got, wantRows) || gotNews != news {
 				t.Errorf("%d readings, next %d: row addresses %x and %d without a row, want %x and %d", n, next, got, gotNews, wantRows, news)
+			}
+			if !slices.Equal(hints, wantHints) {
+				t.Errorf("%d readings, next %d: hints %v, want %v", n, next, hints, wantHints)
 			}
 		}
 		if n >= 200 && (withRow == 0 || withRow == n || n-withRow <= 5) {
@@ -463,7 +470,7 @@ func TestRowAddrsOfNewRows(t *testing.T) {
 		}
 	}
 	a := make([]uintptr, 2*len(rs))
-	m, news := w.rowAddrs(rs, a, w.Len())
+	m, news := w.rowAddrs(rs, a, w.Len(), make([]rowHint, len(rs)))
 	if m != len(a) || news == 0 || news == len(rs) {
 		t.Fatalf("%d readings: %d addresses, %d without a row; want an address pair each and a mix", len(rs), m, news)
 	}
