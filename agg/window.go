@@ -295,10 +295,10 @@ func (w *Window) slotAddrs(rs []Reading, a []uintptr) []uintptr {
 // rowAddrs writes to a, for each reading of rs, the addresses of its row's first and last word
 // (both cache lines of a 128-byte row), and returns how many it wrote and how many readings had
 // no row; a must have room for two per reading. It writes to hints, one per reading, the
-// device and the row number + 1 it found (0: none yet). A device without a row is given the rows from
-// next on, where newRow will put the rows of the devices that have none, in order, as long as
-// readings before them create as many as next assumes. Indexing a rather than appending to it
-// keeps the loop's values in registers (growing a slice is a call).
+// device and the row number + 1 it found (0: none yet). A device without a row is given the
+// rows from next on, where newRow will put the rows of the devices that have none, in order,
+// as long as readings before them create as many as next assumes. Indexing a rather than
+// appending to it keeps the loop's values in registers (growing a slice is a call).
 func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int, hints []rowHint) (int, int) {
 	a, hints = a[:2*len(rs)], hints[:len(rs)]
 	j, news, rows := 0, 0, len(w.chunks)<<chunkShift
