@@ -219,11 +219,9 @@ const prefetchGroupAddrs = 3*PrefetchGroup + 2*2*PrefetchGroup
 // the rows of the next, whose slots were asked for a group before; at k == 0, the slots of
 // the first three groups and the rows of the first two.
 func ahead(k, n int) (slots, rows [2]int) {
-	g := PrefetchGroup
-	if k == 0 {
-		return [2]int{0, min(3*g, n)}, [2]int{0, min(2*g, n)}
-	}
-	return [2]int{min(k+2*g, n), min(k+3*g, n)}, [2]int{min(k+g, n), min(k+2*g, n)}
+	slots[0], slots[1] = prefetch.Ahead(k, n, PrefetchGroup, 2)
+	rows[0], rows[1] = prefetch.Ahead(k, n, PrefetchGroup, 1)
+	return slots, rows
 }
 
 func (s *Stream) newWindow(start int64) *Window {

@@ -178,11 +178,14 @@ func setTimes(row []uint64, first, last int32) {
 
 func hashKey(k int64) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
 
+// home returns the index slot where key is looked up first (& 63: no test for shifts past 63).
+func (w *Window) home(key int64) int { return int(hashKey(key) >> (w.shift & 63)) }
+
 // find returns the index slot of key and its row number + 1; or, for a key without a row, the
 // empty slot where it goes and 0.
 func (w *Window) find(key int64) (int, int32) {
 	mask := len(w.slots) - 1
-	for i := int(hashKey(key) >> (w.shift & 63)); ; i = (i + 1) & mask { // & 63: no test for shifts past 63
+	for i := w.home(key); ; i = (i + 1) & mask {
 		s := &w.slots[i]
 		if s.row == 0 || s.key == key {
 			return i, s.row
@@ -230,16 +233,12 @@ func (w *Window) addTo(r *Reading, n int32) {
 	for ; k < m; k++ {
 		fold((*[3]uint64)(unsafe.Add(ms, 24*k)), vs[k])
 	}
-	if w.statusesAll {
-		w.countStatus(unsafe.Slice((*uint64)(p), w.stride), r.Status)
-	} else if e := &w.statuses[uint32(r.Status)%32]; e.v == r.Status {
-		*(*uint64)(unsafe.Add(p, 8*int(e.word))) += e.inc
-	}
+	w.countStatus(p, r.Status)
 }
 
-// rowAt returns the address of row i's first word, for a row that exists (i < w.n): its chunk
-// holds the row's stride words from there. Add reads and writes the row through it, which
-// costs none of the bounds checks and slice arithmetic that row's slice does.
+// rowAt returns the address of row i's first word, for a row whose chunk exists (every row
+// i < w.n): the chunk holds the row's stride words from there. Add reads and writes the row
+// through it, which costs none of the bounds checks and slice arithmetic that row's slice does.
 func (w *Window) rowAt(i int) unsafe.Pointer {
 	c := w.chunks[i>>chunkShift]
 	return unsafe.Add(unsafe.Pointer(unsafe.SliceData(c)), 8*(i&(chunkRows-1))*w.stride)
@@ -265,19 +264,19 @@ func fold(st *[3]uint64, v float64) {
 	}
 }
 
-// countStatus adds one to row's counter of status st, if st is listed.
-func (w *Window) countStatus(row []uint64, st int32) {
+// countStatus adds one to the counter of status st in the row at p (rowAt), if st is listed.
+func (w *Window) countStatus(p unsafe.Pointer, st int32) {
 	if w.statusesAll {
 		for j, s := range w.spec.Statuses {
 			if s == st {
-				row[w.statusWord(j)] += 1 << (uint(j&1) * 32)
+				*(*uint64)(unsafe.Add(p, 8*w.statusWord(j))) += 1 << (uint(j&1) * 32)
 				return
 			}
 		}
 		return
 	}
 	if e := &w.statuses[uint32(st)%32]; e.v == st {
-		row[e.word] += e.inc
+		*(*uint64)(unsafe.Add(p, 8*int(e.word))) += e.inc
 	}
 }
 
@@ -285,9 +284,8 @@ func (w *Window) countStatus(row []uint64, st int32) {
 // first, and returns them (a[:len(rs)]).
 func (w *Window) slotAddrs(rs []Reading, a []uintptr) []uintptr {
 	a = a[:len(rs)]
-	slots, shift := w.slots, w.shift
 	for k := range rs {
-		a[k] = prefetch.Addr(&slots[hashKey(rs[k].Key)>>shift])
+		a[k] = prefetch.Addr(&w.slots[w.home(rs[k].Key)])
 	}
 	return a
 }
@@ -312,9 +310,8 @@ func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int, hints []rowHint) 
 			}
 			news++
 		}
-		// row's address without the slice row returns: 9 instructions less a reading.
-		c, o := w.chunks[i>>chunkShift], (i&(chunkRows-1))*w.stride
-		a[j], a[j+1] = prefetch.Addr(&c[o]), prefetch.Addr(&c[o+w.stride-1])
+		p := uintptr(w.rowAt(i))
+		a[j], a[j+1] = p, p+uintptr(8*(w.stride-1))
 		j += 2
 	}
 	return j, news
@@ -369,7 +366,7 @@ func (w *Window) newRow(r *Reading, i int) {
 	for k := w.statusWord(0); k < len(row); k++ {
 		row[k] = 0
 	}
-	w.countStatus(row, r.Status)
+	w.countStatus(w.rowAt(n), r.Status)
 	if d := r.TimeMs - w.Start; d > math.MinInt32 && d <= math.MaxInt32 {
 		setTimes(row, int32(d), int32(d))
 		return

@@ -365,12 +365,7 @@ const payloadGroup = 16
 // payloadsAhead returns the messages [from, to) of a batch of n whose payloads the decode loop
 // asks for before decoding message k, a multiple of payloadGroup: the group two ahead, and at
 // k == 0 the first three groups.
-func payloadsAhead(k, n int) (from, to int) {
-	if k == 0 {
-		return 0, min(3*payloadGroup, n)
-	}
-	return min(k+2*payloadGroup, n), min(k+3*payloadGroup, n)
-}
+func payloadsAhead(k, n int) (from, to int) { return prefetch.Ahead(k, n, payloadGroup, 2) }
 
 // payloadLines writes to addrs from a an address in each cache line of p's first
 // payloadLineBytes bytes, and its last byte, and returns where it stopped (at most

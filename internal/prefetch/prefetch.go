@@ -27,3 +27,14 @@ func Lines(addrs []uintptr) {
 
 // Addr returns p's address, for Lines.
 func Addr[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
+
+// Ahead is the schedule of a loop over a batch of n items that, at the start of each group of
+// group items, asks for the items dist groups ahead: it returns the items [from, to) to ask
+// for at the group starting at k (a multiple of group). At k == 0 they are every item up to
+// the end of that group, so that each item of the batch is asked for once.
+func Ahead(k, n, group, dist int) (from, to int) {
+	if k == 0 {
+		return 0, min((dist+1)*group, n)
+	}
+	return min(k+dist*group, n), min(k+(dist+1)*group, n)
+}
