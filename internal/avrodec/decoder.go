@@ -31,6 +31,8 @@ type Decoder struct {
 	maxBytes  int
 	fastMin   int // the payloads the fast plan may decode are fastMin to fastMin+fastSpan bytes long
 	fastSpan  uint
+	ref       refPlan // the reference's layout's plan, if refOK
+	refOK     bool
 	err       Error
 	stepIndex int // the step being decoded, for errors
 }
@@ -49,6 +51,7 @@ func New(schema avro.Schema, f Fields, maxBytes int) (*Decoder, error) {
 	}
 	d := &Decoder{fast: fastPlan(steps), steps: steps, names: names, measures: len(f.Measures), maxBytes: maxBytes}
 	d.fastMin, d.fastSpan = fastLens(d.fast, maxBytes)
+	d.ref, d.refOK = planRef(d.fast)
 	return d, nil
 }
 

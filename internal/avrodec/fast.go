@@ -160,7 +160,7 @@ func uvarintLoop(b []byte, i int) (uint64, int) {
 	}
 	v, n := uvarintWord(x)
 	switch {
-	case n == 0:
+	case n > 8:
 		return uvarintBytes(b, i) // 9 or 10 bytes
 	case n > rem:
 		return 0, -1
@@ -169,18 +169,16 @@ func uvarintLoop(b []byte, i int) (uint64, int) {
 }
 
 // uvarintWord decodes the varint at the start of x, the next 8 bytes in little-endian order,
-// returning it and its length, or 0 when it does not end within x.
+// returning it and its length, or a length of 9 (and no value) when it does not end within x.
+// No branch: 9 is what the arithmetic gives.
 func uvarintWord(x uint64) (uint64, int) {
 	// Find the last byte of the varint, then pack its 7-bit groups.
 	stop := ^x & 0x8080808080808080
-	if stop == 0 {
-		return 0, 0
-	}
-	x &= (stop ^ (stop - 1)) & 0x7f7f7f7f7f7f7f7f // up to the last byte's top bit
+	x &= (stop ^ (stop - 1)) & 0x7f7f7f7f7f7f7f7f // up to the last byte's top bit; all, if none
 	x = (x&0x7f007f007f007f00)>>1 | x&0x007f007f007f007f
 	x = (x&0x3fff00003fff0000)>>2 | x&0x00003fff00003fff
 	x = (x&0x0fffffff00000000)>>4 | x&0x000000000fffffff
-	return x, bits.TrailingZeros64(stop)>>3 + 1
+	return x, bits.TrailingZeros64(stop)>>3 + 1 // 64>>3 + 1 when stop is 0
 }
 
 // uvarintBytes is uvarint a byte at a time.
@@ -209,11 +207,20 @@ func zigzag64(v uint64) int64 { return int64(v>>1) ^ -int64(v&1) }
 // r.Status when no status field is configured.
 //
 // Decode runs the fast plan, which only checks that all is well; at the first doubt it starts
-// over the careful way, which finds and describes the problem.
+// over the careful way, which finds and describes the problem. Records of the reference's
+// layout go to decodeRef first (ref.go), and to the fast plan where it gives up.
 func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 	if uint(len(b)-d.fastMin) > d.fastSpan {
 		return d.decodeCareful(b, r)
 	}
+	if d.refOK {
+		return d.decodeRef(b, r)
+	}
+	return d.decodeFast(b, r)
+}
+
+// decodeFast is Decode with the fast plan.
+func (d *Decoder) decodeFast(b []byte, r *agg.Reading) error {
 	r.Values = [agg.MaxMeasures]float64{} // four stores, where clearing the unread tail is a call
 	var out [4]uint64                     // by slot
 	fast := d.fast
@@ -267,7 +274,7 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 				i += 6
 			default:
 				var n int
-				if v, n = uvarintWord(x); n == 0 {
+				if v, n = uvarintWord(x); n > 8 {
 					goto slow // 9 bytes or more
 				}
 				if n > int(s.maxLen) || v > s.maxV {

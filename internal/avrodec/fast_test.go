@@ -105,6 +105,7 @@ var fastSchemas = []struct {
 		}
 		return v
 	}},
+	{"RefLongs", refLongSchema, refLongFields, refLongValue},
 	{"Eight", eightSchema, eightFields, func(rng *rand.Rand) map[string]any {
 		v := map[string]any{"k": randLong(rng), "t": randLong(rng)}
 		for i := range 8 {

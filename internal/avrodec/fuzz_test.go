@@ -30,6 +30,7 @@ var fuzzSchemas = []struct {
 	{runSchema, runFields},
 	{eightSchema, eightFields},
 	{schemas.SensorData, shuffledFields},
+	{refLongSchema, refLongFields},
 }
 
 // FuzzDecode checks that Decode never panics, fails only with a known reason, and that whatever
