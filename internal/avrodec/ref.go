@@ -63,36 +63,47 @@ func planRef(fast []fastStep) (p refPlan, ok bool) {
 	return p, true
 }
 
+// shortVarint decodes the varint at the start of x, the next 8 bytes in little-endian order,
+// if it takes 3 bytes or fewer, or returns a length of 0. Its lengths are branches rather than
+// uvarintWord's arithmetic: predicted, they let the loads after the varint start before it is
+// decoded (uvarintWord's length waits for the load).
+func shortVarint(x uint64) (uint64, int) {
+	switch {
+	case x&0x80 == 0:
+		return x & 0x7f, 1
+	case x&0x8000 == 0:
+		return x&0x7f | x>>1&0x3f80, 2
+	case x&0x800000 == 0:
+		return x&0x7f | x>>1&0x3f80 | x>>2&0x1fc000, 3
+	}
+	return 0, 0
+}
+
 // decodeRef is Decode for a record of the reference's layout, at least refLen bytes long
 // (Decode's fastMin).
 func (d *Decoder) decodeRef(b []byte, r *agg.Reading) error {
 	p := &d.ref
 	var out [4]uint64 // by slot
-	// The first two varints from the words at their starts: b has room for both words. Their
-	// common lengths are branches rather than uvarintWord's arithmetic: predicted, they let the
-	// loads after them start before the varint is decoded (uvarintWord's length waits for its
-	// load).
-	i := 0
-	var v uint64
-	var n int
-	for k := range 2 {
-		x := binary.LittleEndian.Uint64(b[i : i+8])
-		switch {
-		case x&0x80 == 0:
-			v, n = x&0x7f, 1
-		case x&0x8000 == 0:
-			v, n = x&0x7f|x>>1&0x3f80, 2
-		case x&0x800000 == 0:
-			v, n = x&0x7f|x>>1&0x3f80|x>>2&0x1fc000, 3
-		default:
-			v, n = uvarintWord(x)
-		}
-		if uint64(n)<<56|v > p[k].lim {
-			return d.decodeFast(b, r)
-		}
-		out[p[k].slot&3] = v
-		i += n
+	// The first two varints from the words at their starts: b has room for both words.
+	x := binary.LittleEndian.Uint64(b[:8])
+	v, n := shortVarint(x)
+	if n == 0 {
+		v, n = uvarintWord(x)
 	}
+	if uint64(n)<<56|v > p[0].lim {
+		return d.decodeFast(b, r)
+	}
+	out[p[0].slot&3] = v
+	i := n
+	x = binary.LittleEndian.Uint64(b[i : i+8])
+	if v, n = shortVarint(x); n == 0 {
+		v, n = uvarintWord(x)
+	}
+	if uint64(n)<<56|v > p[1].lim {
+		return d.decodeFast(b, r)
+	}
+	out[p[1].slot&3] = v
+	i += n
 	// The doubles. (Whether the last two varints have room is checked with their lengths.)
 	if len(b)-i < 32 {
 		return d.decodeFast(b, r)
@@ -112,7 +123,7 @@ func (d *Decoder) decodeRef(b []byte, r *agg.Reading) error {
 		return d.decodeFast(b, r)
 	}
 	t := binary.LittleEndian.Uint64(b[len(b)-8:])
-	x := t >> (uint(8*(8-rem)) & 63)
+	x = t >> (uint(8*(8-rem)) & 63)
 	v, n = x&0x7f, 1
 	if x&0x80 != 0 {
 		v, n = uvarintWord(x)
