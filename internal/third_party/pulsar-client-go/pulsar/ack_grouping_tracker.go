@@ -14,6 +14,9 @@
 // KIND, either express or implied.  See the License for the
 // specific language governing permissions and limitations
 // under the License.
+//
+// Changed by pipelined (patch 7): close waits for the timer's goroutine before the last flush.
+// Changed places are marked "pipelined patch".
 
 package pulsar
 
@@ -69,7 +72,9 @@ func newAckGroupingTracker(options *AckGroupingOptions,
 	if options.MaxTime > 0 {
 		t.ticker = time.NewTicker(options.MaxTime)
 		t.exitCh = make(chan struct{})
+		t.exited = make(chan struct{})
 		go func() {
+			defer close(t.exited) // pipelined patch: close waits for this
 			for {
 				select {
 				case <-t.exitCh:
@@ -134,6 +139,9 @@ type timedAckGroupingTracker struct {
 	// After the 1st message (i.e. batch index is 0) is acknowledged, the bits will become "011".
 	// Value is nil if the entry represents a single message.
 	pendingAcks map[position]*bitset.BitSet
+
+	// pipelined patch: closed when the timer's goroutine returns.
+	exited chan struct{}
 
 	lastCumulativeAck     MessageID
 	cumulativeAckRequired int32
@@ -254,10 +262,16 @@ func (t *timedAckGroupingTracker) close() {
 	if t.ticker != nil {
 		t.ticker.Stop()
 	}
-	t.flushAndClean()
+	// pipelined patch: stop the timer's goroutine and wait for it before the last flush. A
+	// flush it began may have taken the cumulative ack (flushAndClean below then finds none)
+	// and not yet queued it on the consumer's events; the consumer's close request, queued
+	// after close returns, would then go first, and the events loop stops at it, so the
+	// ack was never sent. Upstream closes the channel after flushAndClean and does not wait.
 	if t.exitCh != nil {
 		close(t.exitCh)
+		<-t.exited
 	}
+	t.flushAndClean()
 }
 
 func toMsgIDDataList(pendingAcks map[position]*bitset.BitSet) []*pb.MessageIdData {
