@@ -207,7 +207,8 @@ func drainSize(ctx context.Context, o options, cache, record string, n int64, pa
 				continue
 			}
 			d := &drainSpec{broker: b, topic: topicName, partitions: o.partitions, messages: n, bytes: info.PayloadBytes,
-				record: record, round: r, sub: fmt.Sprintf("%s_%d_%d_%d", client, r, n, time.Now().Unix()), timeout: o.timeout}
+				record: record, round: r, sub: fmt.Sprintf("%s_%d_%d_%d", client, r, n, time.Now().Unix()), timeout: o.timeout,
+				ackGrace: ackGrace}
 			bc.Subscription = d.sub
 			var res drainResult
 			var err error

@@ -58,6 +58,7 @@ type drainSpec struct {
 	round      int
 	sub        string
 	timeout    time.Duration
+	ackGrace   time.Duration // waitAcked's, after the client exits
 }
 
 // procStat returns a process's user+system CPU seconds from /proc/<pid>/stat.
@@ -82,15 +83,15 @@ func procStat(pid int) (float64, error) {
 }
 
 // waitSubscribed returns when partition 0 has the subscription (the first subscribe).
-func (d *drainSpec) waitSubscribed(ctx context.Context, exited <-chan error) (time.Time, error) {
+func (d *drainSpec) waitSubscribed(ctx context.Context, c *child) (time.Time, error) {
 	t := d.topic + "-partition-0"
 	for {
 		if _, err := d.broker.Subscription(t, -1, d.sub); err == nil {
 			return time.Now(), nil
 		}
 		select {
-		case err := <-exited:
-			return time.Time{}, fmt.Errorf("client exited before subscribing: %v", err)
+		case <-c.done:
+			return time.Time{}, fmt.Errorf("client exited before subscribing: %v", c.err)
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("no subscription %q: %w", d.sub, ctx.Err())
 		case <-time.After(2 * time.Millisecond):
@@ -98,10 +99,15 @@ func (d *drainSpec) waitSubscribed(ctx context.Context, exited <-chan error) (ti
 	}
 }
 
-// waitAcked returns when every partition's backlog is zero. Acknowledgements only move
-// forward, so it checks one partition at a time (a backlog count scans the unacknowledged
-// entries, which is costly for a full partition).
-func (d *drainSpec) waitAcked(ctx context.Context, exited <-chan error) (time.Time, error) {
+// waitAcked returns when every partition's backlog is zero, after the client, sent SIGTERM,
+// acknowledges what it has and exits. Acknowledgements only move forward, so it checks one
+// partition at a time (a backlog count scans the unacknowledged entries, which is costly for
+// a full partition). Once the client has exited, the broker gets ackGrace to read the
+// acknowledgements it sent last; a backlog left after that is lost acknowledgements, an error
+// that names the partition, rather than a wait for the drain's timeout.
+func (d *drainSpec) waitAcked(ctx context.Context, c *child) (time.Time, error) {
+	done := c.done
+	var grace <-chan time.Time
 	for p := 0; p < d.partitions; {
 		st, err := d.broker.Subscription(fmt.Sprintf("%s-partition-%d", d.topic, p), -1, d.sub)
 		if err == nil && st.Backlog == 0 {
@@ -109,21 +115,30 @@ func (d *drainSpec) waitAcked(ctx context.Context, exited <-chan error) (time.Ti
 			continue
 		}
 		select {
-		case err := <-exited:
-			return time.Time{}, fmt.Errorf("client exited with partition %d not acknowledged (%+v): %v", p, st, err)
+		case <-done:
+			done, grace = nil, time.After(d.ackGrace)
+		case <-grace:
+			return time.Time{}, fmt.Errorf("client exited (%v) and partition %d is not acknowledged %v later (%+v, %v): acknowledgements lost",
+				c.err, p, d.ackGrace, st, err)
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("partition %d not acknowledged (%+v): %w", p, st, ctx.Err())
+			return time.Time{}, fmt.Errorf("partition %d not acknowledged (%+v, %v): %w", p, st, err, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 	return time.Now(), nil
 }
 
+// ackGrace is how long waitAcked waits for the broker to read a client's last
+// acknowledgements after the client has exited. They were written to the connection before
+// the client closed it, so the broker has them within milliseconds.
+const ackGrace = 5 * time.Second
+
 // child is a running client process.
 type child struct {
-	cmd    *exec.Cmd
-	exited chan error
-	hwm    atomic.Int64 // VmHWM, sampled until the process exits
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited; err is then cmd.Wait's
+	err  error
+	hwm  atomic.Int64 // VmHWM, sampled until the process exits
 }
 
 func (c *child) peakRSS() int64 { return c.hwm.Load() }
@@ -145,9 +160,9 @@ func startChild(cmd *exec.Cmd) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &child{cmd: cmd, exited: make(chan error, 1)}
+	c := &child{cmd: cmd, done: make(chan struct{})}
 	go c.sampleHWM()
-	go func() { c.exited <- cmd.Wait() }()
+	go func() { c.err = cmd.Wait(); close(c.done) }()
 	return c, nil
 }
 
@@ -155,8 +170,8 @@ func startChild(cmd *exec.Cmd) (*child, error) {
 func (c *child) stop() error {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-c.exited:
-		return err
+	case <-c.done:
+		return c.err
 	case <-time.After(time.Minute):
 		_ = c.cmd.Process.Kill()
 		return fmt.Errorf("pid %d: no exit a minute after SIGTERM; killed", c.cmd.Process.Pid)
@@ -194,7 +209,7 @@ func runBareDrain(ctx context.Context, d *drainSpec, bc bareConfig, env []string
 	}()
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	t0, err := d.waitSubscribed(ctx, c.exited)
+	t0, err := d.waitSubscribed(ctx, c)
 	if err != nil {
 		return res, err
 	}
@@ -216,7 +231,7 @@ func runBareDrain(ctx context.Context, d *drainSpec, bc bareConfig, env []string
 	res.Receive = time.Since(t0)
 	// SIGTERM: the child acknowledges what it took and exits.
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	t1, err := d.waitAcked(ctx, nil)
+	t1, err := d.waitAcked(ctx, c)
 	if err != nil {
 		return res, err
 	}
@@ -320,7 +335,7 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 	defer func() { _ = c.cmd.Process.Kill() }()
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	t0, err := d.waitSubscribed(ctx, c.exited)
+	t0, err := d.waitSubscribed(ctx, c)
 	if err != nil {
 		return res, err
 	}
@@ -338,8 +353,8 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 			break
 		}
 		select {
-		case err := <-c.exited:
-			return res, fmt.Errorf("pipelined exited: %v", err)
+		case <-c.done:
+			return res, fmt.Errorf("pipelined exited: %v", c.err)
 		case <-ctx.Done():
 			return res, fmt.Errorf("pipelined: not every message received: %w", ctx.Err())
 		case <-time.After(100 * time.Millisecond):
@@ -353,7 +368,7 @@ func runPipelinedDrain(ctx context.Context, d *drainSpec, bin, chAddr, schemaFil
 		return res, fmt.Errorf("scrape %s: %w", mURL, err)
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	t1, err := d.waitAcked(ctx, nil)
+	t1, err := d.waitAcked(ctx, c)
 	if err != nil {
 		return res, err
 	}
