@@ -46,9 +46,10 @@ func (s Spec) Validate() error {
 //   - a row is a fixed number of 8-byte words, contiguous: first the fields every reading
 //     updates at fixed places, 32-bit halves of two words (the total count and the row's index
 //     slot, from which Key reads the device id; the first and last event time as offsets from
-//     Start), then min, max, sum per measure as float64, then one 32-bit count per listed
-//     status, two to a word. With 4 measures and 4 statuses a row is 128 bytes: two cache
-//     lines, aligned, which the hardware fetches as a pair;
+//     Start), then the measures' mins, maxes and sums as float64, each an array, so that they
+//     fold as vectors (fold.go), then one 32-bit count per listed status, two to a word. With
+//     4 measures and 4 statuses a row is 128 bytes: two cache lines, aligned, which the
+//     hardware fetches as a pair;
 //   - rows live in fixed-size chunks, so a growing window never copies rows and keeps at most
 //     one partly used chunk.
 //
@@ -73,13 +74,17 @@ type Window struct {
 	// statuses finds a listed status's counter without a loop: entry s%32 counts status s.
 	statuses    [32]statusCounter
 	statusesAll bool // two listed statuses share an entry: look them up one by one
+
+	// empty is a row before its first reading: no count, times that any offset replaces,
+	// measures that any value replaces (min +Inf, max -Inf, sum 0), no statuses.
+	empty []uint64
 }
 
 // The fixed words of a row, before the measures.
 const (
 	wCountSlot = 0 // low half: readings; high half: the row's index slot
 	wTimes     = 1 // low half: first event time; high half: last; offsets from Start
-	wMeasures  = 2 // min, max, sum of measure m at wMeasures+3m
+	wMeasures  = 2 // the measures' mins, then their maxes, then their sums (fold.go)
 )
 
 // statusCounter says which row word counts status v, and what to add to it.
@@ -116,6 +121,11 @@ func NewWindow(spec Spec, sizeHint int) *Window {
 			w.statusesAll = true
 		}
 		*e = statusCounter{v: v, word: int32(w.statusWord(j)), inc: 1 << (uint(j&1) * 32)}
+	}
+	w.empty = make([]uint64, w.stride)
+	setTimes(w.empty, math.MaxInt32, math.MinInt32)
+	for m := range spec.Measures {
+		w.empty[wMeasures+m], w.empty[wMeasures+spec.Measures+m] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1))
 	}
 	slots := minSlots
 	for slots*4 < sizeHint*5 {
@@ -219,21 +229,9 @@ func (w *Window) addTo(r *Reading, n int32) {
 	} else {
 		w.addWideTime(w.row(int(n)-1), r.TimeMs)
 	}
-	// The measures: the first four at constant offsets, any after them in a loop.
-	ms, vs, m := unsafe.Add(p, 8*wMeasures), &r.Values, w.spec.Measures
-	k := 0
-	if m >= 4 {
-		s := (*[4][3]uint64)(ms)
-		fold(&s[0], vs[0])
-		fold(&s[1], vs[1])
-		fold(&s[2], vs[2])
-		fold(&s[3], vs[3])
-		k = 4
-	}
-	for ; k < m; k++ {
-		fold((*[3]uint64)(unsafe.Add(ms, 24*k)), vs[k])
-	}
 	w.countStatus(p, r.Status)
+	// Last, so that nothing is kept across the call (to assembly on amd64).
+	foldMeasures((*uint64)(unsafe.Add(p, 8*wMeasures)), &r.Values, w.spec.Measures)
 }
 
 // rowAt returns the address of row i's first word, for a row whose chunk exists (every row
@@ -242,26 +240,6 @@ func (w *Window) addTo(r *Reading, n int32) {
 func (w *Window) rowAt(i int) unsafe.Pointer {
 	c := w.chunks[i>>chunkShift]
 	return unsafe.Add(unsafe.Pointer(unsafe.SliceData(c)), 8*(i&(chunkRows-1))*w.stride)
-}
-
-// fold adds v to a measure's min, max and sum, its row words st. Compared on their own, min
-// and max compile to a compare and a conditional move each: no branch for the processor to
-// mispredict, as it would half the time on a device's first few readings. A NaN (a null
-// measure, not a value) compares false both ways, so it leaves them as they are; only the sum
-// has to test for it. The sum is added through a float64 view of its word (the conversion
-// math.Float64bits makes), which keeps fold small enough to be inlined.
-func fold(st *[3]uint64, v float64) {
-	lo, hi, b := st[0], st[1], math.Float64bits(v)
-	if v < math.Float64frombits(lo) {
-		lo = b
-	}
-	if v > math.Float64frombits(hi) {
-		hi = b
-	}
-	st[0], st[1] = lo, hi
-	if v == v {
-		(*[3]float64)(unsafe.Pointer(st))[2] += v
-	}
 }
 
 // countStatus adds one to the counter of status st in the row at p (rowAt), if st is listed.
@@ -339,7 +317,7 @@ func (w *Window) addWideTime(row []uint64, t int64) {
 	w.wide[slotIdx] = ft
 }
 
-// newRow creates the row of r's device in empty slot i and folds r into it.
+// newRow creates the row of r's device in empty slot i, as w.empty, and folds r into it.
 func (w *Window) newRow(r *Reading, i int) {
 	if (w.n+1)*5 > len(w.slots)*4 {
 		w.grow()
@@ -352,30 +330,16 @@ func (w *Window) newRow(r *Reading, i int) {
 	w.n++
 	w.slots[i] = slot{key: r.Key, row: int32(n + 1)}
 	row := w.row(n)
-	row[wCountSlot] = 1
+	copy(row, w.empty)
 	setSlot(row, i)
-	for m, v := range r.Values[:w.spec.Measures] {
-		st := row[wMeasures+3*m : wMeasures+3*m+3 : wMeasures+3*m+3]
-		if v != v {
-			st[0], st[1], st[2] = math.Float64bits(math.Inf(1)), math.Float64bits(math.Inf(-1)), 0
-			continue
+	if d := r.TimeMs - w.Start; d <= math.MinInt32 || d > math.MaxInt32 {
+		if w.wide == nil {
+			w.wide = map[int32][2]int64{}
 		}
-		b := math.Float64bits(v)
-		st[0], st[1], st[2] = b, b, b
+		setTimes(row, wideTime, 0)
+		w.wide[int32(i)] = [2]int64{r.TimeMs, r.TimeMs}
 	}
-	for k := w.statusWord(0); k < len(row); k++ {
-		row[k] = 0
-	}
-	w.countStatus(w.rowAt(n), r.Status)
-	if d := r.TimeMs - w.Start; d > math.MinInt32 && d <= math.MaxInt32 {
-		setTimes(row, int32(d), int32(d))
-		return
-	}
-	if w.wide == nil {
-		w.wide = map[int32][2]int64{}
-	}
-	setTimes(row, wideTime, 0)
-	w.wide[int32(i)] = [2]int64{r.TimeMs, r.TimeMs}
+	w.addTo(r, int32(n+1))
 }
 
 // grow doubles the index and re-homes every row's slot.
@@ -417,8 +381,9 @@ func (w *Window) StatusCount(i, j int) uint32 {
 // Measure returns row i's min, max and sum of measure m. A measure that was null in every
 // reading has min +Inf, max -Inf and sum 0.
 func (w *Window) Measure(i, m int) (lo, hi, sum float64) {
-	st := w.row(i)[wMeasures+3*m : wMeasures+3*m+3]
-	return math.Float64frombits(st[0]), math.Float64frombits(st[1]), math.Float64frombits(st[2])
+	row, ms := w.row(i), w.spec.Measures
+	return math.Float64frombits(row[wMeasures+m]), math.Float64frombits(row[wMeasures+ms+m]),
+		math.Float64frombits(row[wMeasures+2*ms+m])
 }
 
 // EventTimes returns the first and last event time (epoch ms) of row i's readings.
