@@ -9,9 +9,9 @@ GLOBL negzero<>(SB), RODATA|NOPTR, $32
 
 // func foldMeasures(p *uint64, vs *[MaxMeasures]float64, m int)
 //
-// foldMeasuresGo without AVX; with it, four measures at a time, then one at a time. VMINPD and VMAXPD give their second source,
-// the row's min or max, where the value (the first) is a NaN or does not beat it; VBLENDVPD
-// puts -0.0 in place of a NaN value for the sum.
+// foldMeasuresGo without AVX; with it, four measures at a time, then one at a time. VMINPD
+// and VMAXPD give their second source, the row's min or max, where the value (the first) is
+// a NaN or does not beat it; VBLENDVPD puts -0.0 in place of a NaN value for the sum.
 TEXT ·foldMeasures(SB), NOSPLIT, $0-24
 	CMPB ·hasAVX(SB), $0
 	JEQ  noavx
