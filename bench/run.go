@@ -114,18 +114,20 @@ func (d *drainSpec) waitAcked(ctx context.Context, c *child) (time.Time, error) 
 			p++
 			continue
 		}
-		state := fmt.Sprintf("%+v", st) // the subscription's, or why there is none
-		if err != nil {
-			state = err.Error()
+		state := func() string { // the subscription's, or why there is none; for an error only
+			if err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("%+v", st)
 		}
 		select {
 		case <-done:
 			done, grace = nil, time.After(d.ackGrace)
 		case <-grace:
 			return time.Time{}, fmt.Errorf("client exited (%v) and partition %d is not acknowledged %v later (%s): acknowledgements lost",
-				c.err, p, d.ackGrace, state)
+				c.err, p, d.ackGrace, state())
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("partition %d not acknowledged (%s): %w", p, state, ctx.Err())
+			return time.Time{}, fmt.Errorf("partition %d not acknowledged (%s): %w", p, state(), ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
