@@ -154,8 +154,11 @@ func (s *Stream) Add(r *Reading, at int64) (*Window, Outcome) {
 
 // PrefetchAhead readies Add for rs, a batch of readings about to be added in this order: called
 // before rs[k] is added, for every k from 0, it asks for the index slots and rows of readings
-// further on in the newest open window, where most readings go, with prefetch instructions. It
-// changes nothing; a reading bound for another window simply gains nothing.
+// further on in the newest open window, where most readings go, with prefetch instructions;
+// for a reading whose event time is in the window before it (one held back past a window
+// boundary), in that window. It changes nothing; a reading bound for another window simply
+// gains nothing (under processing time, where the arrival picks the window, one whose event
+// time is still in the window before, just past a boundary).
 //
 // With rows for a hundred thousand devices (more than the caches hold) a reading costs a
 // memory round trip for its index slot and then another for its row. PrefetchAhead works in
@@ -186,9 +189,13 @@ func (s *Stream) prefetchGroups(rs []Reading, k int) {
 		return
 	}
 	w := s.open[n-1]
+	var prev *Window // where the readings held back past w's start go
+	if n > 1 {
+		prev = s.open[n-2]
+	}
 	slots, rows := ahead(k, len(rs))
 	a := s.addrs[:]
-	m := len(w.slotAddrs(rs[slots[0]:slots[1]], a))
+	m := len(w.slotAddrs(rs[slots[0]:slots[1]], a, prev))
 	// The devices without a row get the rows after those the readings before them will create:
 	// the group the previous call counted (at a batch's first, none: all are added), then each
 	// group of this call's before it.
@@ -204,7 +211,12 @@ func (s *Stream) prefetchGroups(rs []Reading, k int) {
 	for from := rows[0]; from < rows[1]; from += PrefetchGroup {
 		to := min(from+PrefetchGroup, rows[1])
 		h := from & (len(s.hints) - 1) // a group's hints do not wrap: from is a multiple of the group
-		r, news := w.rowAddrs(rs[from:to], a[m:], next, s.hints[h:h+to-from])
+		var r, news int
+		if prev == nil {
+			r, news = w.rowAddrs(rs[from:to], a[m:], next, s.hints[h:h+to-from])
+		} else {
+			r, news = w.rowAddrsWithPrev(rs[from:to], a[m:], next, s.hints[h:h+to-from], prev)
+		}
 		m, next, s.news = m+r, next+news, news
 	}
 	prefetch.Lines(a[:m])

@@ -546,3 +546,79 @@ func TestPrefetchAheadNewRows(t *testing.T) {
 		}
 	}
 }
+
+// Near a window boundary, PrefetchAhead asks for the slot and row of a reading held back past
+// the newest window's start in the window before, where Add puts it; the rows it asks for the
+// newest window's new devices stay those Add creates.
+func TestPrefetchAheadPrevWindow(t *testing.T) {
+	s := NewStream(StreamConfig{Spec: benchSpec, SizeMs: 60_000, DelayMs: 10_000, SizeHint: 2000})
+	for k, r := range benchReadings(600, 300, 7) {
+		r.TimeMs = 1_000 + int64(k%2)*60_000 // both windows, [0, 60 s) and [60 s, 120 s)
+		s.Add(&r, r.TimeMs)
+	}
+	if n := len(s.Open()); n != 2 {
+		t.Fatalf("open windows: %d, want 2", n)
+	}
+	prev, w := s.open[0], s.open[1]
+	before := map[*Window]int{prev: prev.Len(), w: w.Len()} // the rows made before the batch
+	seen := map[int64]bool{}
+	var rs []Reading
+	for k, r := range benchReadings(1500, 1200, 8) { // each device once
+		if !seen[r.Key] {
+			seen[r.Key] = true
+			r.TimeMs = 62_000
+			if k%3 == 0 {
+				r.TimeMs = 59_000
+			}
+			rs = append(rs, r)
+		}
+	}
+	slotAsked, rowAsked := make([]map[uintptr]bool, len(rs)), make([]map[uintptr]bool, len(rs))
+	for k := range rs {
+		if k%PrefetchGroup == 0 {
+			s.addrs = [len(s.addrs)]uintptr{}
+			s.PrefetchAhead(rs, k)
+			asked := map[uintptr]bool{}
+			for _, a := range s.addrs {
+				asked[a] = true
+			}
+			slots, rows := ahead(k, len(rs))
+			for j := slots[0]; j < slots[1]; j++ {
+				slotAsked[j] = asked
+			}
+			for j := rows[0]; j < rows[1]; j++ {
+				rowAsked[j] = asked
+			}
+		}
+		if got, _ := s.Add(&rs[k], rs[k].TimeMs); got == nil || got.Start > rs[k].TimeMs || rs[k].TimeMs >= got.End {
+			t.Fatalf("reading %d (time %d): added to %v", k, rs[k].TimeMs, got)
+		}
+	}
+	inPrev, prevRows, news := 0, 0, 0
+	for k, r := range rs {
+		ww := w
+		if r.TimeMs < w.Start {
+			ww, inPrev = prev, inPrev+1
+		}
+		i, n := ww.find(r.Key)
+		if !slotAsked[k][uintptr(unsafe.Pointer(&ww.slots[ww.home(r.Key)]))] {
+			t.Fatalf("device %d (reading %d, time %d): slot %d of window %d not asked for", r.Key, k, r.TimeMs, i, ww.Start)
+		}
+		row := uintptr(unsafe.Pointer(&ww.row(int(n) - 1)[0]))
+		isNew := int(n) > before[ww]
+		if ww == prev && isNew {
+			continue // a new device in prev: its row is not asked for
+		}
+		if ww == prev {
+			prevRows++
+		} else if isNew {
+			news++
+		}
+		if !rowAsked[k][row] {
+			t.Fatalf("device %d (reading %d, time %d): row %d of window %d not asked for", r.Key, k, r.TimeMs, n-1, ww.Start)
+		}
+	}
+	if inPrev < 2*PrefetchGroup || prevRows == 0 || news < 2*PrefetchGroup {
+		t.Fatalf("%d readings in the window before, %d of them with a row there; %d new rows in the newest: want many of each", inPrev, prevRows, news)
+	}
+}

@@ -259,14 +259,27 @@ func (w *Window) countStatus(p unsafe.Pointer, st int32) {
 }
 
 // slotAddrs writes to a the address of the index slot where each reading of rs is looked up
-// first, and returns them (a[:len(rs)]).
-func (w *Window) slotAddrs(rs []Reading, a []uintptr) []uintptr {
+// first, and returns them (a[:len(rs)]): in w, or in prev, the window before w (nil: none),
+// for a reading whose event time is in prev. Near a window boundary the readings held back by
+// the stream's disorder go there, and their rows are as far from the cache as w's.
+func (w *Window) slotAddrs(rs []Reading, a []uintptr, prev *Window) []uintptr {
 	a = a[:len(rs)]
 	for k := range rs {
 		a[k] = prefetch.Addr(&w.slots[w.home(rs[k].Key)])
 	}
+	if prev != nil {
+		lo, size := prev.span()
+		for k := range rs {
+			if uint64(rs[k].TimeMs-lo) < size {
+				a[k] = prefetch.Addr(&prev.slots[prev.home(rs[k].Key)])
+			}
+		}
+	}
 	return a
 }
+
+// span returns w's start and size: time t is in w when uint64(t-start) < size.
+func (w *Window) span() (start int64, size uint64) { return w.Start, uint64(w.End - w.Start) }
 
 // rowAddrs writes to a, for each reading of rs, the addresses of its row's first and last word
 // (both cache lines of a 128-byte row), and returns how many it wrote and how many readings had
@@ -291,6 +304,33 @@ func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int, hints []rowHint) 
 		p := uintptr(w.rowAt(i))
 		a[j], a[j+1] = p, p+uintptr(8*(w.stride-1))
 		j += 2
+	}
+	return j, news
+}
+
+// rowAddrsWithPrev is rowAddrs for readings some of whose event times are in prev, the window
+// before w (slotAddrs): such a reading gets its row in prev, if it has one, and no hint (Add
+// looks it up), and counts for nothing in w; the runs of readings between them go to
+// rowAddrs.
+func (w *Window) rowAddrsWithPrev(rs []Reading, a []uintptr, next int, hints []rowHint, prev *Window) (int, int) {
+	a, hints = a[:2*len(rs)], hints[:len(rs)]
+	lo, size := prev.span()
+	j, news, from := 0, 0, 0
+	for k := range len(rs) + 1 {
+		if k < len(rs) && uint64(rs[k].TimeMs-lo) >= size {
+			continue
+		}
+		m, n := w.rowAddrs(rs[from:k], a[j:], next+news, hints[from:k])
+		j, news, from = j+m, news+n, k+1
+		if k == len(rs) {
+			break
+		}
+		hints[k] = rowHint{}
+		if _, n := prev.find(rs[k].Key); n != 0 {
+			p := uintptr(prev.rowAt(int(n) - 1))
+			a[j], a[j+1] = p, p+uintptr(8*(prev.stride-1))
+			j += 2
+		}
 	}
 	return j, news
 }

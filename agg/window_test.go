@@ -393,59 +393,117 @@ func TestWindowFarEventTimes(t *testing.T) {
 
 // slotAddrs gives the index slot where each reading is looked up first, and rowAddrs both
 // cache lines (the first and last word) of the row of each device that has one, and of the
-// rows from next on for those that have none, as far as the window's chunks go.
+// rows from next on for those that have none, as far as the window's chunks go. With the
+// window before (prev), a reading whose event time is in prev gets prev's slot, its row in
+// prev if it has one and no hint (rowAddrsWithPrev), and takes no new row of w.
 func TestWindowPrefetchAddresses(t *testing.T) {
-	w := NewWindow(benchSpec, 0)
-	w.Reset(0, 60_000)
-	for _, r := range benchReadings(500, 300, 7) {
-		w.Add(&r)
+	w, prev := NewWindow(benchSpec, 0), NewWindow(benchSpec, 0)
+	w.Reset(60_000, 60_000)
+	prev.Reset(0, 60_000)
+	for i, r := range benchReadings(1000, 300, 7) {
+		if i%2 == 0 {
+			r.TimeMs = 60_000
+			w.Add(&r)
+		} else {
+			prev.Add(&r)
+		}
 	}
 	rows, room := w.Len(), len(w.chunks)*chunkRows
-	lines := func(i int) []uintptr {
+	lines := func(w *Window, i int) []uintptr {
 		words := w.row(i)
 		return []uintptr{uintptr(unsafe.Pointer(&words[0])), uintptr(unsafe.Pointer(&words[len(words)-1]))}
 	}
-	for _, n := range []int{0, 1, 63, 200} {
-		rs := benchReadings(n, 400, 8) // some of these devices have no row
-		var wantSlots []uintptr
-		withRow := 0
-		for _, r := range rs {
-			wantSlots = append(wantSlots, uintptr(unsafe.Pointer(&w.slots[hashKey(r.Key)>>w.shift])))
-			if _, row := w.find(r.Key); row != 0 {
-				withRow++
-			}
-		}
-		a := make([]uintptr, 2*n+1) // room for more than it may write: the count says where it stops
-		if got := w.slotAddrs(rs, a); !slices.Equal(got, wantSlots) {
-			t.Errorf("%d readings: slot addresses %x, want %x", n, got, wantSlots)
-		}
-		// next at the first free row, and so near the end of the chunks that some new devices
-		// are left without an address.
-		for _, next := range []int{rows, room - 5} {
-			var wantRows []uintptr
-			var wantHints []rowHint
-			news := 0
-			for _, r := range rs {
-				_, row := w.find(r.Key)
-				wantHints = append(wantHints, rowHint{key: r.Key, row: row})
-				if row != 0 {
-					wantRows = append(wantRows, lines(int(row)-1)...)
-				} else if next+news < room {
-					wantRows = append(wantRows, lines(next+news)...)
-					news++
+	slotAddr := func(w *Window, key int64) uintptr {
+		return uintptr(unsafe.Pointer(&w.slots[hashKey(key)>>w.shift]))
+	}
+	for _, withPrev := range []bool{false, true} {
+		for _, n := range []int{0, 1, 63, 200} {
+			rs := benchReadings(n, 400, 8) // some of these devices have no row
+			for k := range rs {
+				switch k % 7 {
+				case 1, 4: // in prev
+					rs[k].TimeMs = 59_999 - int64(k)
+				case 5: // before prev: w's (and then late)
+					rs[k].TimeMs = -1
+				default:
+					rs[k].TimeMs = 60_000 + int64(k)
 				}
 			}
-			hints := make([]rowHint, len(rs))
-			m, gotNews := w.rowAddrs(rs, a, next, hints)
-			if got := a[:m]; !slices.Equal(got, wantRows) || gotNews != news {
-				t.Errorf("%d readings, next %d: row addresses %x and %d without a row, want %x and %d", n, next, got, gotNews, wantRows, news)
+			p := prev
+			if !withPrev {
+				p = nil
 			}
-			if !slices.Equal(hints, wantHints) {
-				t.Errorf("%d readings, next %d: hints %v, want %v", n, next, hints, wantHints)
+			inPrev := func(r Reading) bool { return withPrev && r.TimeMs >= 0 && r.TimeMs < 60_000 }
+			var wantSlots []uintptr
+			withRow, prevRows, prevNone := 0, 0, 0
+			for _, r := range rs {
+				if inPrev(r) {
+					wantSlots = append(wantSlots, slotAddr(prev, r.Key))
+					if _, row := prev.find(r.Key); row != 0 {
+						prevRows++
+					} else {
+						prevNone++
+					}
+					continue
+				}
+				wantSlots = append(wantSlots, slotAddr(w, r.Key))
+				if _, row := w.find(r.Key); row != 0 {
+					withRow++
+				}
 			}
-		}
-		if n >= 200 && (withRow == 0 || withRow == n || n-withRow <= 5) {
-			t.Fatalf("%d readings, %d with a row: the batch must mix devices with and without one, more than 5 without", n, withRow)
+			a := make([]uintptr, 2*n+1) // room for more than it may write: the count says where it stops
+			if got := w.slotAddrs(rs, a, p); !slices.Equal(got, wantSlots) {
+				t.Errorf("prev %v, %d readings: slot addresses %x, want %x", withPrev, n, got, wantSlots)
+			}
+			// next at the first free row, and so near the end of the chunks that some new
+			// devices are left without an address.
+			for _, next := range []int{rows, room - 5} {
+				var wantRows []uintptr
+				var wantHints []rowHint
+				news := 0
+				for _, r := range rs {
+					if inPrev(r) {
+						wantHints = append(wantHints, rowHint{})
+						if _, row := prev.find(r.Key); row != 0 {
+							wantRows = append(wantRows, lines(prev, int(row)-1)...)
+						}
+						continue
+					}
+					_, row := w.find(r.Key)
+					wantHints = append(wantHints, rowHint{key: r.Key, row: row})
+					if row != 0 {
+						wantRows = append(wantRows, lines(w, int(row)-1)...)
+					} else if next+news < room {
+						wantRows = append(wantRows, lines(w, next+news)...)
+						news++
+					}
+				}
+				hints := make([]rowHint, len(rs))
+				for k := range hints {
+					hints[k] = rowHint{key: -1, row: -1} // every one is written
+				}
+				var m, gotNews int
+				if withPrev {
+					m, gotNews = w.rowAddrsWithPrev(rs, a, next, hints, prev)
+				} else {
+					m, gotNews = w.rowAddrs(rs, a, next, hints)
+				}
+				if got := a[:m]; !slices.Equal(got, wantRows) || gotNews != news {
+					t.Errorf("prev %v, %d readings, next %d: row addresses %x and %d without a row, want %x and %d", withPrev, n, next, got, gotNews, wantRows, news)
+				}
+				if !slices.Equal(hints, wantHints) {
+					t.Errorf("prev %v, %d readings, next %d: hints %v, want %v", withPrev, n, next, hints, wantHints)
+				}
+			}
+			if n < 200 {
+				continue
+			}
+			if withRow == 0 || n-withRow <= 5 {
+				t.Fatalf("%d readings, %d with a row in w: the batch must mix devices with and without one, more than 5 without", n, withRow)
+			}
+			if withPrev && (prevRows == 0 || prevNone == 0) {
+				t.Fatalf("%d readings in prev: %d with a row there, %d without; want both", prevRows+prevNone, prevRows, prevNone)
+			}
 		}
 	}
 	if w.Len() != rows {
