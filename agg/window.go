@@ -268,9 +268,9 @@ func (w *Window) slotAddrs(rs []Reading, a []uintptr, prev *Window) []uintptr {
 		a[k] = prefetch.Addr(&w.slots[w.home(rs[k].Key)])
 	}
 	if prev != nil {
-		lo, size := prev.span()
+		in := prev.span()
 		for k := range rs {
-			if uint64(rs[k].TimeMs-lo) < size {
+			if in.has(rs[k].TimeMs) {
 				a[k] = prefetch.Addr(&prev.slots[prev.home(rs[k].Key)])
 			}
 		}
@@ -278,8 +278,17 @@ func (w *Window) slotAddrs(rs []Reading, a []uintptr, prev *Window) []uintptr {
 	return a
 }
 
-// span returns w's start and size: time t is in w when uint64(t-start) < size.
-func (w *Window) span() (start int64, size uint64) { return w.Start, uint64(w.End - w.Start) }
+// timeSpan is a window's interval [start, start+size), kept in locals by the loops that test
+// a reading's time against it: one subtraction and one unsigned compare.
+type timeSpan struct {
+	start int64
+	size  uint64
+}
+
+func (w *Window) span() timeSpan { return timeSpan{w.Start, uint64(w.End - w.Start)} }
+
+// has reports whether time t is in the span.
+func (s timeSpan) has(t int64) bool { return uint64(t-s.start) < s.size }
 
 // rowAddrs writes to a, for each reading of rs, the addresses of its row's first and last word
 // (both cache lines of a 128-byte row), and returns how many it wrote and how many readings had
@@ -314,10 +323,10 @@ func (w *Window) rowAddrs(rs []Reading, a []uintptr, next int, hints []rowHint) 
 // rowAddrs.
 func (w *Window) rowAddrsWithPrev(rs []Reading, a []uintptr, next int, hints []rowHint, prev *Window) (int, int) {
 	a, hints = a[:2*len(rs)], hints[:len(rs)]
-	lo, size := prev.span()
+	in := prev.span()
 	j, news, from := 0, 0, 0
 	for k := range len(rs) + 1 {
-		if k < len(rs) && uint64(rs[k].TimeMs-lo) >= size {
+		if k < len(rs) && !in.has(rs[k].TimeMs) {
 			continue
 		}
 		m, n := w.rowAddrs(rs[from:k], a[j:], next+news, hints[from:k])
