@@ -30,10 +30,17 @@ demo: chdb build
 # of its own that go.mod's replace points at) that carry tests of the patches: ./... skips them.
 PATCHED_PKGS = github.com/apache/pulsar-client-go/pulsar github.com/apache/pulsar-client-go/pulsar/internal
 
-## test: every test (unit, fuzz seeds, end-to-end through real TCP), then each benchmark once
+# The packages that make test runs again under the race detector: all but the end-to-end tests
+# (./tests), which take some twenty minutes under it; TestMetricsPartitionsWhileReceived stands
+# in for the one race they found.
+RACE_PKGS = $(shell $(GO) list ./... | grep -v '/tests$$')
+
+## test: every test (unit, fuzz seeds, end-to-end through real TCP), the packages but the
+## end-to-end tests again under the race detector, then each benchmark once
 test: chdb
 	$(GO) vet ./... $(PATCHED_PKGS)
 	$(GO) test -count=1 -timeout 40m ./... $(PATCHED_PKGS)
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./... $(PATCHED_PKGS)
 
 ## bench: the hot-path Go benchmarks, then the backlog benchmark, under the same transparent huge

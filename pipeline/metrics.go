@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +37,11 @@ type Metrics struct {
 	chDown       atomic.Bool
 	ready        atomic.Bool
 	decodeErrors map[string]*metrics.Counter
-	parts        []*partitionMetrics // set up before the workers start
+
+	// The partitions' series, by partition: Run makes a partition's as it starts its worker,
+	// while Received may be summing them on another goroutine.
+	partsMu sync.Mutex
+	parts   map[int]*partitionMetrics
 }
 
 func newMetrics(maxPendingRows int, reasons []string) *Metrics {
@@ -59,6 +64,7 @@ func newMetrics(maxPendingRows int, reasons []string) *Metrics {
 		blockedSink:    s.NewFloatCounter(`pipelined_backpressure_seconds_total{stage="clickhouse"}`),
 		maxPending:     int64(maxPendingRows),
 		decodeErrors:   map[string]*metrics.Counter{},
+		parts:          map[int]*partitionMetrics{},
 	}
 	for _, r := range reasons {
 		m.decodeErrors[r] = s.NewCounter(`pipelined_decode_errors_total{reason="` + r + `"}`)
@@ -88,7 +94,14 @@ type partitionMetrics struct {
 	ackedEventMs atomic.Int64
 }
 
+// partition returns partition p's series, made on its first call: a worker started again for
+// the same partition counts on in them, and Received counts them once.
 func (m *Metrics) partition(p int) *partitionMetrics {
+	m.partsMu.Lock()
+	defer m.partsMu.Unlock()
+	if pm := m.parts[p]; pm != nil {
+		return pm
+	}
 	l := strconv.Itoa(p)
 	pm := &partitionMetrics{
 		received: m.set.GetOrCreateCounter(`pipelined_messages_received_total{partition="` + l + `"}`),
@@ -104,7 +117,7 @@ func (m *Metrics) partition(p int) *partitionMetrics {
 		}
 		return max(0, float64(time.Now().UnixMilli()-ms)/1000)
 	})
-	m.parts = append(m.parts, pm)
+	m.parts[p] = pm
 	return pm
 }
 
@@ -124,6 +137,8 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 
 // Received returns the number of messages received over all partitions (for progress output).
 func (m *Metrics) Received() uint64 {
+	m.partsMu.Lock()
+	defer m.partsMu.Unlock()
 	var n uint64
 	for _, p := range m.parts {
 		n += p.received.Get()
