@@ -9,6 +9,7 @@ import "testing"
 func TestMetricsPartitionsWhileReceived(t *testing.T) {
 	m := newMetrics(1_000, nil)
 	const parts = 64
+	const sum = parts * (parts + 1) / 2 // partition p counts p+1 messages
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -22,18 +23,18 @@ func TestMetricsPartitionsWhileReceived(t *testing.T) {
 			running = false
 		default:
 		}
-		if n := m.Received(); n > parts*(parts+1)/2 {
-			t.Fatalf("Received = %d while the partitions were made, more than the %d added", n, parts*(parts+1)/2)
+		if n := m.Received(); n > sum {
+			t.Fatalf("Received = %d while the partitions were made, more than the %d added", n, sum)
 		}
 	}
-	if n := m.Received(); n != parts*(parts+1)/2 {
-		t.Fatalf("Received = %d, want %d", n, parts*(parts+1)/2)
+	if n := m.Received(); n != sum {
+		t.Fatalf("Received = %d, want %d", n, sum)
 	}
 	if a, b := m.partition(3), m.partition(3); a != b {
 		t.Fatal("partition(3) made twice gave two sets of series")
 	}
 	m.partition(3).received.Inc()
-	if n := m.Received(); n != parts*(parts+1)/2+1 {
-		t.Fatalf("after one more message on partition 3, Received = %d, want %d", n, parts*(parts+1)/2+1)
+	if n := m.Received(); n != sum+1 {
+		t.Fatalf("after one more message on partition 3, Received = %d, want %d", n, sum+1)
 	}
 }
