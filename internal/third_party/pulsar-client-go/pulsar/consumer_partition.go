@@ -15,7 +15,8 @@
 // specific language governing permissions and limitations
 // under the License.
 
-// Modified for pipelined (see ../PATCHES.md): MessageReceived allocates per batch, the dispatcher sends without waiting first.
+// Modified for pipelined (see ../PATCHES.md): MessageReceived allocates per batch, the dispatcher sends without waiting first
+// and lowers the prefetched gauges once per wait (patch 8).
 // Changed places are marked "pipelined patch".
 
 package pulsar
@@ -190,6 +191,10 @@ type partitionConsumer struct {
 	metrics              *internal.LeveledMetrics
 	decryptor            cryptointernal.Decryptor
 	schemaInfoCache      *schemaInfoCache
+
+	// pipelined patch: the messages (and their bytes) the dispatcher has handed over
+	// since it last lowered the prefetched gauges; only the dispatcher touches them.
+	handedOver, handedOverBytes int
 
 	chunkedMsgCtxMap   *chunkedMsgCtxMap
 	unAckChunksTracker *unAckChunksTracker
@@ -1311,6 +1316,14 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 	pc.metrics.MessagesReceived.Add(float64(numMsgs))
 	pc.metrics.PrefetchedMessages.Add(float64(numMsgs))
 
+	// What every message of the batch shares, read once (pipelined patch).
+	publishTime := timeFromUnixTimestampMillis(msgMeta.GetPublishTime())
+	producerName := msgMeta.GetProducerName()
+	replicationClusters := msgMeta.GetReplicateTo()
+	replicatedFrom := msgMeta.GetReplicatedFrom()
+	redeliveryCount := response.GetRedeliveryCount()
+	schemaVersion := msgMeta.GetSchemaVersion()
+
 	var (
 		bytesReceived   int
 		payloadBytes    int
@@ -1338,13 +1351,11 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 			partitionIdx: pc.partitionIdx,
 			batchSize:    int32(numMsgs),
 		}
-		entry.trackingID = trackingMessageID{
-			messageID:    &entry.id,
-			tracker:      ackTracker,
-			consumer:     pc, // set the consumer so we know how to ack the message id
-			receivedTime: receivedTime,
-		}
-		trackingMsgID := &entry.trackingID
+		trackingMsgID := &entry.trackingID // fields stored one by one, as the message's below
+		trackingMsgID.messageID = &entry.id
+		trackingMsgID.tracker = ackTracker
+		trackingMsgID.consumer = pc // set the consumer so we know how to ack the message id
+		trackingMsgID.receivedTime = receivedTime
 
 		if pc.messageShouldBeDiscarded(trackingMsgID) {
 			pc.AckID(trackingMsgID)
@@ -1390,50 +1401,35 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 			}
 		}
 
+		// pipelined patch: the entry is fresh from make, so its fields are stored one by
+		// one; assigning a composite literal copied its 296 bytes through the GC's bulk
+		// write barrier (wbMove) whenever the collector was marking.
 		msg := &entry.msg
+		msg.payLoad = payload
+		msg.msgID = msgID
+		msg.publishTime = publishTime
 		if smm != nil {
-			*msg = message{
-				publishTime:         timeFromUnixTimestampMillis(msgMeta.GetPublishTime()),
-				eventTime:           timeFromUnixTimestampMillis(smm.GetEventTime()),
-				key:                 smm.GetPartitionKey(),
-				producerName:        msgMeta.GetProducerName(),
-				properties:          propertiesMap(smm.GetProperties()),
-				topic:               pc.topic,
-				msgID:               msgID,
-				payLoad:             payload,
-				schema:              pc.options.schema,
-				replicationClusters: msgMeta.GetReplicateTo(),
-				replicatedFrom:      msgMeta.GetReplicatedFrom(),
-				redeliveryCount:     response.GetRedeliveryCount(),
-				schemaVersion:       msgMeta.GetSchemaVersion(),
-				schemaInfoCache:     pc.schemaInfoCache,
-				orderingKey:         string(smm.OrderingKey),
-				index:               messageIndex,
-				brokerPublishTime:   brokerPublishTime,
-				conn:                conn,
-			}
+			msg.eventTime = timeFromUnixTimestampMillis(smm.GetEventTime())
+			msg.key = smm.GetPartitionKey()
+			msg.properties = propertiesMap(smm.GetProperties())
+			msg.orderingKey = string(smm.OrderingKey)
 		} else {
-			*msg = message{
-				publishTime:         timeFromUnixTimestampMillis(msgMeta.GetPublishTime()),
-				eventTime:           timeFromUnixTimestampMillis(msgMeta.GetEventTime()),
-				key:                 msgMeta.GetPartitionKey(),
-				producerName:        msgMeta.GetProducerName(),
-				properties:          propertiesMap(msgMeta.GetProperties()),
-				topic:               pc.topic,
-				msgID:               msgID,
-				payLoad:             payload,
-				schema:              pc.options.schema,
-				replicationClusters: msgMeta.GetReplicateTo(),
-				replicatedFrom:      msgMeta.GetReplicatedFrom(),
-				redeliveryCount:     response.GetRedeliveryCount(),
-				schemaVersion:       msgMeta.GetSchemaVersion(),
-				schemaInfoCache:     pc.schemaInfoCache,
-				orderingKey:         string(msgMeta.GetOrderingKey()),
-				index:               messageIndex,
-				brokerPublishTime:   brokerPublishTime,
-				conn:                conn,
-			}
+			msg.eventTime = timeFromUnixTimestampMillis(msgMeta.GetEventTime())
+			msg.key = msgMeta.GetPartitionKey()
+			msg.properties = propertiesMap(msgMeta.GetProperties())
+			msg.orderingKey = string(msgMeta.GetOrderingKey())
 		}
+		msg.producerName = producerName
+		msg.topic = pc.topic
+		msg.schema = pc.options.schema
+		msg.replicationClusters = replicationClusters
+		msg.replicatedFrom = replicatedFrom
+		msg.redeliveryCount = redeliveryCount
+		msg.schemaVersion = schemaVersion
+		msg.schemaInfoCache = pc.schemaInfoCache
+		msg.index = messageIndex
+		msg.brokerPublishTime = brokerPublishTime
+		msg.conn = conn
 
 		pc.options.interceptors.BeforeConsume(ConsumerMessage{
 			Consumer: pc.parentConsumer,
@@ -1641,21 +1637,24 @@ func (pc *partitionConsumer) processMessageChunk(compressedPayload internal.Buff
 }
 
 func (pc *partitionConsumer) messageShouldBeDiscarded(msgID *trackingMessageID) bool {
-	if pc.startMessageID.get() == nil {
+	// pipelined patch: the start is read once, not up to four times (each a read lock),
+	// for every message received.
+	start := pc.startMessageID.get()
+	if start == nil {
 		return false
 	}
 
 	// if we start at latest message, we should never discard
-	if pc.startMessageID.get().equal(latestMessageID) {
+	if start.equal(latestMessageID) {
 		return false
 	}
 
 	if pc.options.startMessageIDInclusive {
-		return pc.startMessageID.get().greater(msgID.messageID)
+		return start.greater(msgID.messageID)
 	}
 
 	// Non inclusive
-	return pc.startMessageID.get().greaterEqual(msgID.messageID)
+	return start.greaterEqual(msgID.messageID)
 }
 
 // create EncryptionContext from message metadata
@@ -1743,6 +1742,7 @@ func (pc *partitionConsumer) internalFlow(permits uint32) error {
 // and manages the flow control
 func (pc *partitionConsumer) dispatcher() {
 	defer func() {
+		pc.lowerPrefetched()
 		pc.log.Debug("exiting dispatch loop")
 	}()
 	var messages []*message
@@ -1808,6 +1808,11 @@ func (pc *partitionConsumer) dispatcher() {
 			default:
 			}
 		}
+
+		// pipelined patch: the gauges of what is handed over are lowered here, before
+		// the select that may wait, once for all the messages handed over since the
+		// last time: once per batch while the application keeps up, not per message.
+		pc.lowerPrefetched()
 
 		select {
 		case <-pc.closeCh:
@@ -2768,15 +2773,15 @@ func (u *unAckChunksTracker) nack(cmid *chunkMessageID) {
 
 // dispatched is what the dispatcher does once messages[0], of size bytes, is
 // handed to the application: it returns the messages left. pipelined patch: the
-// prefetched-messages gauges are lowered here, once per message handed over,
-// where upstream lowered them on every pass of the dispatch loop with a message
-// waiting, whichever case the select then took.
+// message is counted here as handed over, and the prefetched-messages gauges are
+// lowered by lowerPrefetched, where upstream lowered them on every pass of the
+// dispatch loop with a message waiting, whichever case the select then took.
 func (pc *partitionConsumer) dispatched(messages []*message, size int) []*message {
 	// allow this message to be garbage collected
 	messages[0] = nil
 	messages = messages[1:]
-	pc.metrics.PrefetchedMessages.Dec()
-	pc.metrics.PrefetchedBytes.Sub(float64(size))
+	pc.handedOver++
+	pc.handedOverBytes += size
 
 	// for the zeroQueueConsumer, the permits controlled by itself
 	if pc.options.receiverQueueSize > 0 {
@@ -2789,6 +2794,21 @@ func (pc *partitionConsumer) dispatched(messages []*message, size int) []*messag
 		pc.expectMoreIncomingMessages()
 	}
 	return messages
+}
+
+// lowerPrefetched lowers the prefetched-messages gauges by what the dispatcher has
+// handed over since it last did (pipelined patch). The gauges are shared by every
+// consumer of a namespace (the default metrics cardinality), so each change is an
+// atomic read-modify-write on a cache line that the other cores' consumers write
+// too; the dispatcher calls this before each select that may wait, and as it exits,
+// so a gauge lags only while the dispatcher is busy handing over messages.
+func (pc *partitionConsumer) lowerPrefetched() {
+	if pc.handedOver == 0 {
+		return
+	}
+	pc.metrics.PrefetchedMessages.Sub(float64(pc.handedOver))
+	pc.metrics.PrefetchedBytes.Sub(float64(pc.handedOverBytes))
+	pc.handedOver, pc.handedOverBytes = 0, 0
 }
 
 // receivedMessage is one message of a received batch with its ID: MessageReceived

@@ -28,6 +28,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"unsafe"
@@ -36,7 +38,9 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar/internal/crypto"
 	pb "github.com/apache/pulsar-client-go/pulsar/internal/pulsar_proto"
 	"github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/bits-and-blooms/bitset"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -44,10 +48,11 @@ import (
 type patchConn struct{ internal.Connection }
 
 type patchEntry struct {
-	key        string
-	event      uint64
-	payload    string
-	properties map[string]string
+	key         string
+	orderingKey string
+	event       uint64
+	payload     string
+	properties  map[string]string
 }
 
 // patchBatch is an uncompressed batch frame (checksum, metadata, entries) as a broker sends it.
@@ -57,6 +62,9 @@ func patchBatch(entries []patchEntry) []byte {
 		smm := &pb.SingleMessageMetadata{PayloadSize: proto.Int32(int32(len(e.payload))), EventTime: proto.Uint64(e.event)}
 		if e.key != "" {
 			smm.PartitionKey = proto.String(e.key)
+		}
+		if e.orderingKey != "" {
+			smm.OrderingKey = []byte(e.orderingKey)
 		}
 		for k, v := range e.properties {
 			smm.Properties = append(smm.Properties, &pb.KeyValue{Key: proto.String(k), Value: proto.String(v)})
@@ -69,7 +77,8 @@ func patchBatch(entries []patchEntry) []byte {
 		body = append(append(body, b...), e.payload...)
 	}
 	meta, err := proto.Marshal(&pb.MessageMetadata{ProducerName: proto.String("producer-1"), SequenceId: proto.Uint64(1),
-		PublishTime: proto.Uint64(1767225650999), NumMessagesInBatch: proto.Int32(int32(len(entries)))})
+		PublishTime: proto.Uint64(1767225650999), NumMessagesInBatch: proto.Int32(int32(len(entries))),
+		ReplicatedFrom: proto.String("west"), ReplicateTo: []string{"east", "north"}, SchemaVersion: []byte{0, 3}})
 	if err != nil {
 		panic(err)
 	}
@@ -107,12 +116,13 @@ func newPatchConsumer(messageCh chan ConsumerMessage) *partitionConsumer {
 func TestPatchedMessageReceived(t *testing.T) {
 	entries := []patchEntry{
 		{key: "device-1", event: 1767225650001, payload: "first"},
-		{key: "device-22", event: 1767225650002, payload: "second", properties: map[string]string{"a": "1", "b": "2"}},
+		{key: "device-22", orderingKey: "o-22", event: 1767225650002, payload: "second", properties: map[string]string{"a": "1", "b": "2"}},
 		{key: "device-1", event: 1767225650003, payload: ""},
 		{event: 1767225650004, payload: "no key"},
 	}
 	pc := newPatchConsumer(nil)
-	cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(7), EntryId: proto.Uint64(11)}}
+	cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(7), EntryId: proto.Uint64(11)},
+		RedeliveryCount: proto.Uint32(2)}
 	if err := pc.MessageReceived(cmd, internal.NewBufferWrapper(patchBatch(entries))); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +133,31 @@ func TestPatchedMessageReceived(t *testing.T) {
 	var tracker *ackTracker
 	for i, m := range msgs {
 		e := entries[i]
+		// Every field as upstream's composite literal set it (the patch stores them one by one).
+		want := message{
+			publishTime:         timeFromUnixTimestampMillis(1767225650999),
+			eventTime:           timeFromUnixTimestampMillis(e.event),
+			key:                 e.key,
+			producerName:        "producer-1",
+			properties:          e.properties,
+			topic:               pc.topic,
+			msgID:               m.msgID, // its fields are checked below
+			payLoad:             []byte(e.payload),
+			schema:              pc.options.schema,
+			replicationClusters: []string{"east", "north"},
+			replicatedFrom:      "west",
+			redeliveryCount:     2,
+			schemaVersion:       []byte{0, 3},
+			schemaInfoCache:     pc.schemaInfoCache,
+			orderingKey:         e.orderingKey,
+			conn:                patchConn{},
+		}
+		if len(want.payLoad) == 0 {
+			want.payLoad = m.payLoad // empty either way; reflect tells nil from empty
+		}
+		if !reflect.DeepEqual(*m, want) {
+			t.Errorf("message %d:\n%+v\nwant\n%+v", i, *m, want)
+		}
 		if m.Key() != e.key || string(m.Payload()) != e.payload || m.EventTime().UnixMilli() != int64(e.event) ||
 			m.PublishTime().UnixMilli() != 1767225650999 || m.ProducerName() != "producer-1" || m.Topic() != pc.topic {
 			t.Errorf("message %d: key %q payload %q event %v publish %v producer %q topic %q, want %+v", i,
@@ -219,17 +254,35 @@ func TestPatchedDispatcher(t *testing.T) {
 		go pc.dispatcher()
 		defer close(pc.closeCh)
 		var want []string
+		wantBytes := 0
 		for b := 0; b < 5; b++ {
 			entries := make([]patchEntry, 7)
 			for i := range entries {
 				entries[i] = patchEntry{key: "k", event: 1, payload: fmt.Sprintf("%d-%d", b, i)}
 				want = append(want, entries[i].payload)
+				wantBytes += len(entries[i].payload)
 			}
 			cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(1), EntryId: proto.Uint64(uint64(b))}}
 			if err := pc.MessageReceived(cmd, internal.NewBufferWrapper(patchBatch(entries))); err != nil {
 				t.Fatal(err)
 			}
 		}
+		// The dispatcher waits for room in the full channel: the prefetched gauges
+		// count what it has not handed over, lowered before it waited.
+		synctest.Wait()
+		inCh := string((<-ch).Payload()) // its message is handed over; the next one waits in turn
+		synctest.Wait()
+		first := len(want[0]) + len(want[1])
+		if got := patchGauge(t, pc.metrics.PrefetchedMessages); got != float64(len(want)-3) {
+			t.Errorf("prefetched messages %v while the dispatcher waits, want %d", got, len(want)-3)
+		}
+		if got := patchGauge(t, pc.metrics.PrefetchedBytes); got != float64(wantBytes-first-len(want[2])) {
+			t.Errorf("prefetched bytes %v while the dispatcher waits, want %d", got, wantBytes-first-len(want[2]))
+		}
+		if inCh != want[0] {
+			t.Fatalf("message 0: %q, want %q", inCh, want[0])
+		}
+		want = want[1:]
 		for i, w := range want {
 			if got := string((<-ch).Payload()); got != w {
 				t.Fatalf("message %d: %q, want %q", i, got, w)
@@ -237,8 +290,15 @@ func TestPatchedDispatcher(t *testing.T) {
 		}
 		synctest.Wait() // the dispatcher has handed over the last message and waits for more
 		// Every message handed over gives its permit back (35 < the flow threshold of 500).
-		if got := pc.availablePermits.get(); got != int32(len(want)) {
-			t.Errorf("%d permits, want %d", got, len(want))
+		if got := pc.availablePermits.get(); got != int32(len(want)+1) {
+			t.Errorf("%d permits, want %d", got, len(want)+1)
+		}
+		// Everything is handed over: the gauges are back at zero.
+		if got := patchGauge(t, pc.metrics.PrefetchedMessages); got != 0 {
+			t.Errorf("prefetched messages %v after every message was handed over, want 0", got)
+		}
+		if got := patchGauge(t, pc.metrics.PrefetchedBytes); got != 0 {
+			t.Errorf("prefetched bytes %v after every message was handed over, want 0", got)
 		}
 		select {
 		case cm := <-ch:
@@ -246,4 +306,53 @@ func TestPatchedDispatcher(t *testing.T) {
 		default:
 		}
 	})
+}
+
+func patchGauge(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+func TestPatchedAckTracker(t *testing.T) {
+	// A batch's tracker starts with a bit set for each message, as upstream's did, and a
+	// batch of up to 64 messages costs one allocation for it rather than three.
+	for size := uint(1); size <= 130; size++ {
+		upstream := bitset.New(size)
+		for i := uint(0); i < size; i++ {
+			upstream.Set(i)
+		}
+		tr := newAckTracker(size)
+		if tr.size != size || !tr.batchIDs.Equal(upstream) || tr.batchIDs.Len() != size {
+			t.Fatalf("size %d: tracker of size %d with bits %v (length %d), want %v", size, tr.size, tr.batchIDs, tr.batchIDs.Len(), upstream)
+		}
+		if got, want := tr.toAckSet(), func() []int64 {
+			ws := upstream.Bytes()
+			out := make([]int64, len(ws))
+			for i, w := range ws {
+				out[i] = int64(w)
+			}
+			return out
+		}(); !slices.Equal(got, want) {
+			t.Fatalf("size %d: ack set %v, want %v", size, got, want)
+		}
+		// Acknowledged one by one, the batch completes at its last message.
+		for i := uint(0); i < size; i++ {
+			if done := tr.ack(int(i)); done != (i == size-1) {
+				t.Fatalf("size %d: ack of message %d: batch done %v", size, i, done)
+			}
+		}
+		cum := newAckTracker(size)
+		if done := cum.ackCumulative(int(size) - 1); !done {
+			t.Fatalf("size %d: a cumulative ack of the last message leaves the batch open", size)
+		}
+	}
+	for _, size := range []uint{2, 4, 64} {
+		if n := testing.AllocsPerRun(100, func() { newAckTracker(size) }); n != 1 {
+			t.Errorf("size %d: %v allocations, want 1", size, n)
+		}
+	}
 }

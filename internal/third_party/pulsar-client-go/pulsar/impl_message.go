@@ -403,7 +403,24 @@ func (msg *message) getConn() internal.Connection {
 	return msg.conn
 }
 
+// smallAckTracker is an ackTracker of a batch of at most 64 messages with its bits, in one
+// allocation (pipelined patch): a consumer makes one per batch it receives, where upstream
+// made three (the tracker, the bit set, its words).
+type smallAckTracker struct {
+	ackTracker
+	bits  bitset.BitSet
+	words [1]uint64
+}
+
 func newAckTracker(size uint) *ackTracker {
+	if size > 0 && size <= 64 {
+		t := &smallAckTracker{}
+		t.words[0] = math.MaxUint64 >> (64 - size) // bits 0 to size-1 set, as below
+		t.bits = *bitset.FromWithLength(size, t.words[:])
+		t.size = size
+		t.batchIDs = &t.bits
+		return &t.ackTracker
+	}
 	batchIDs := bitset.New(size)
 	for i := uint(0); i < size; i++ {
 		batchIDs.Set(i)
