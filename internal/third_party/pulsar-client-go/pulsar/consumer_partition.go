@@ -16,7 +16,7 @@
 // under the License.
 
 // Modified for pipelined (see ../PATCHES.md): MessageReceived allocates per batch, the dispatcher sends without waiting first
-// and lowers the prefetched gauges once per wait (patch 8).
+// and lowers the prefetched gauges once per wait (patch 8); a batch's messages share one messageShared (patch 9).
 // Changed places are marked "pipelined patch".
 
 package pulsar
@@ -1227,12 +1227,9 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 			pc.log.Warnf("consuming encrypted message due to error in decryption: %v", err)
 			messages := []*message{
 				{
-					publishTime:  timeFromUnixTimestampMillis(msgMeta.GetPublishTime()),
-					eventTime:    timeFromUnixTimestampMillis(msgMeta.GetEventTime()),
-					key:          msgMeta.GetPartitionKey(),
-					producerName: msgMeta.GetProducerName(),
-					properties:   internal.ConvertToStringMap(msgMeta.GetProperties()),
-					topic:        pc.topic,
+					eventTime:  timeFromUnixTimestampMillis(msgMeta.GetEventTime()),
+					key:        msgMeta.GetPartitionKey(),
+					properties: internal.ConvertToStringMap(msgMeta.GetProperties()),
 					msgID: newMessageID(
 						int64(pbMsgID.GetLedgerId()),
 						int64(pbMsgID.GetEntryId()),
@@ -1240,13 +1237,18 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 						pc.partitionIdx,
 						pbMsgID.GetBatchSize(),
 					),
-					payLoad:             headersAndPayload.ReadableSlice(),
-					schema:              pc.options.schema,
-					replicationClusters: msgMeta.GetReplicateTo(),
-					replicatedFrom:      msgMeta.GetReplicatedFrom(),
-					redeliveryCount:     response.GetRedeliveryCount(),
-					encryptionContext:   createEncryptionContext(msgMeta),
-					orderingKey:         string(msgMeta.OrderingKey),
+					payLoad:     headersAndPayload.ReadableSlice(),
+					orderingKey: string(msgMeta.OrderingKey),
+					shared: &messageShared{ // pipelined patch: these fields are shared
+						publishTime:         timeFromUnixTimestampMillis(msgMeta.GetPublishTime()),
+						producerName:        msgMeta.GetProducerName(),
+						topic:               pc.topic,
+						schema:              pc.options.schema,
+						replicationClusters: msgMeta.GetReplicateTo(),
+						replicatedFrom:      msgMeta.GetReplicatedFrom(),
+						redeliveryCount:     response.GetRedeliveryCount(),
+						encryptionContext:   createEncryptionContext(msgMeta),
+					},
 				},
 			}
 			if pc.options.autoReceiverQueueSize {
@@ -1292,16 +1294,29 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 
 	// pipelined patch: a batch's messages and message IDs are allocated together,
 	// once per batch, not twice per message; the receive time, the connection and
-	// the byte metrics are taken once per batch too.
+	// the byte metrics are taken once per batch too. What the messages share is one
+	// messageShared, allocated with the batch's ack tracker (or, for an entry of one
+	// message, with the message).
 	messages := make([]*message, 0, numMsgs)
-	batch := make([]receivedMessage, numMsgs)
-	receivedTime := time.Now()
-	conn := pc._getConn()
-	var ackTracker *ackTracker
-	// are there multiple messages in this batch?
-	if numMsgs > 1 {
-		ackTracker = newAckTracker(uint(numMsgs))
+	var (
+		batch      []receivedMessage
+		shared     *messageShared
+		ackTracker *ackTracker // set when there are multiple messages in this batch
+	)
+	switch {
+	case numMsgs == 1:
+		one := new(singleEntry)
+		batch, shared = one.entry[:], &one.shared
+	case numMsgs > 1 && numMsgs <= smallBatch:
+		b := new(batchShared)
+		b.tracker.init(uint(numMsgs))
+		batch, shared, ackTracker = make([]receivedMessage, numMsgs), &b.shared, &b.tracker.ackTracker
+	case numMsgs > smallBatch:
+		batch, shared, ackTracker = make([]receivedMessage, numMsgs), new(messageShared), newAckTracker(uint(numMsgs))
+	default:
+		batch, shared = make([]receivedMessage, numMsgs), new(messageShared)
 	}
+	receivedTime := time.Now()
 
 	var ackSet *bitset.BitSet
 	if response.GetAckSet() != nil {
@@ -1316,13 +1331,17 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 	pc.metrics.MessagesReceived.Add(float64(numMsgs))
 	pc.metrics.PrefetchedMessages.Add(float64(numMsgs))
 
-	// What every message of the batch shares, read once (pipelined patch).
-	publishTime := timeFromUnixTimestampMillis(msgMeta.GetPublishTime())
-	producerName := msgMeta.GetProducerName()
-	replicationClusters := msgMeta.GetReplicateTo()
-	replicatedFrom := msgMeta.GetReplicatedFrom()
-	redeliveryCount := response.GetRedeliveryCount()
-	schemaVersion := msgMeta.GetSchemaVersion()
+	// What every message of the batch shares, stored once (pipelined patch).
+	shared.publishTime = timeFromUnixTimestampMillis(msgMeta.GetPublishTime())
+	shared.producerName = msgMeta.GetProducerName()
+	shared.topic = pc.topic
+	shared.replicationClusters = msgMeta.GetReplicateTo()
+	shared.replicatedFrom = msgMeta.GetReplicatedFrom()
+	shared.schema = pc.options.schema
+	shared.schemaVersion = msgMeta.GetSchemaVersion()
+	shared.schemaInfoCache = pc.schemaInfoCache
+	shared.conn = pc._getConn()
+	shared.redeliveryCount = response.GetRedeliveryCount()
 
 	var (
 		bytesReceived   int
@@ -1402,12 +1421,11 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 		}
 
 		// pipelined patch: the entry is fresh from make, so its fields are stored one by
-		// one; assigning a composite literal copied its 296 bytes through the GC's bulk
+		// one; assigning a composite literal copied the message through the GC's bulk
 		// write barrier (wbMove) whenever the collector was marking.
 		msg := &entry.msg
 		msg.payLoad = payload
 		msg.msgID = msgID
-		msg.publishTime = publishTime
 		if smm != nil {
 			msg.eventTime = timeFromUnixTimestampMillis(smm.GetEventTime())
 			msg.key = smm.GetPartitionKey()
@@ -1419,17 +1437,9 @@ func (pc *partitionConsumer) MessageReceived(response *pb.CommandMessage, header
 			msg.properties = propertiesMap(msgMeta.GetProperties())
 			msg.orderingKey = string(msgMeta.GetOrderingKey())
 		}
-		msg.producerName = producerName
-		msg.topic = pc.topic
-		msg.schema = pc.options.schema
-		msg.replicationClusters = replicationClusters
-		msg.replicatedFrom = replicatedFrom
-		msg.redeliveryCount = redeliveryCount
-		msg.schemaVersion = schemaVersion
-		msg.schemaInfoCache = pc.schemaInfoCache
 		msg.index = messageIndex
 		msg.brokerPublishTime = brokerPublishTime
-		msg.conn = conn
+		msg.shared = shared
 
 		pc.options.interceptors.BeforeConsume(ConsumerMessage{
 			Consumer: pc.parentConsumer,
@@ -2820,6 +2830,23 @@ type receivedMessage struct {
 	id         messageID
 	trackingID trackingMessageID
 	msg        message
+}
+
+// smallBatch is the most messages a smallAckTracker holds.
+const smallBatch = 64
+
+// batchShared is what a batch of 2 to smallBatch messages shares, with its ack tracker:
+// one allocation per batch (pipelined patch).
+type batchShared struct {
+	shared  messageShared
+	tracker smallAckTracker
+}
+
+// singleEntry is an entry of one message, with what a batch's messages would share: one
+// allocation (pipelined patch).
+type singleEntry struct {
+	entry  [1]receivedMessage
+	shared messageShared
 }
 
 // propertiesMap is internal.ConvertToStringMap, but nil, not an empty map, for a

@@ -32,6 +32,7 @@ import (
 	"slices"
 	"testing"
 	"testing/synctest"
+	"time"
 	"unsafe"
 
 	"github.com/apache/pulsar-client-go/pulsar/internal"
@@ -113,13 +114,91 @@ func newPatchConsumer(messageCh chan ConsumerMessage) *partitionConsumer {
 	return pc
 }
 
+// upstreamMessage has upstream v0.19.0's message fields; flatten reads them from a patched
+// message (patch 9 moved what an entry's messages share to one messageShared).
+type upstreamMessage struct {
+	publishTime         time.Time
+	eventTime           time.Time
+	key                 string
+	producerName        string
+	properties          map[string]string
+	topic               string
+	msgID               MessageID
+	payLoad             []byte
+	schema              Schema
+	replicationClusters []string
+	replicatedFrom      string
+	redeliveryCount     uint32
+	schemaVersion       []byte
+	schemaInfoCache     *schemaInfoCache
+	orderingKey         string
+	encryptionContext   *EncryptionContext
+	index               *uint64
+	brokerPublishTime   *time.Time
+	conn                internal.Connection
+}
+
+func flatten(m *message) upstreamMessage {
+	c := m.common()
+	return upstreamMessage{
+		publishTime: c.publishTime, eventTime: m.eventTime, key: m.key, producerName: c.producerName,
+		properties: m.properties, topic: c.topic, msgID: m.msgID, payLoad: m.payLoad, schema: c.schema,
+		replicationClusters: c.replicationClusters, replicatedFrom: c.replicatedFrom,
+		redeliveryCount: c.redeliveryCount, schemaVersion: c.schemaVersion, schemaInfoCache: c.schemaInfoCache,
+		orderingKey: m.orderingKey, encryptionContext: c.encryptionContext, index: m.index,
+		brokerPublishTime: m.brokerPublishTime, conn: c.conn,
+	}
+}
+
+func TestPatchedMessageFields(t *testing.T) {
+	// flatten reads every field: the message's own (but the pointer to the shared ones) and
+	// the shared ones are upstream's, each once.
+	var fields []string
+	for _, typ := range []reflect.Type{reflect.TypeFor[message](), reflect.TypeFor[messageShared]()} {
+		for i := range typ.NumField() {
+			if f := typ.Field(i); f.Name != "shared" {
+				fields = append(fields, f.Name+" "+f.Type.String())
+			}
+		}
+	}
+	var want []string
+	for i, typ := 0, reflect.TypeFor[upstreamMessage](); i < typ.NumField(); i++ {
+		want = append(want, typ.Field(i).Name+" "+typ.Field(i).Type.String())
+	}
+	slices.Sort(fields)
+	slices.Sort(want)
+	if !slices.Equal(fields, want) {
+		t.Errorf("message and messageShared have fields\n%v\nwant upstream's\n%v", fields, want)
+	}
+	// A message made without shared fields (the DLQ's and retry's copies) reads as
+	// upstream's did, with those fields zero.
+	m := &message{payLoad: []byte("p"), key: "k", eventTime: time.UnixMilli(5)}
+	if !reflect.DeepEqual(flatten(m), upstreamMessage{payLoad: []byte("p"), key: "k", eventTime: time.UnixMilli(5)}) ||
+		m.Topic() != "" || m.ProducerName() != "" || !m.PublishTime().IsZero() || m.RedeliveryCount() != 0 ||
+		m.IsReplicated() || m.SchemaVersion() != nil || m.GetEncryptionContext() != nil || m.getConn() != nil {
+		t.Errorf("message without shared fields: %+v", flatten(m))
+	}
+}
+
 func TestPatchedMessageReceived(t *testing.T) {
-	entries := []patchEntry{
+	base := []patchEntry{
 		{key: "device-1", event: 1767225650001, payload: "first"},
 		{key: "device-22", orderingKey: "o-22", event: 1767225650002, payload: "second", properties: map[string]string{"a": "1", "b": "2"}},
 		{key: "device-1", event: 1767225650003, payload: ""},
 		{event: 1767225650004, payload: "no key"},
 	}
+	// An entry of one message, a batch with a small tracker, the most one holds, and more.
+	for _, n := range []int{4, 1, 64, 65} {
+		entries := make([]patchEntry, n)
+		for i := range entries {
+			entries[i] = base[i%len(base)]
+			entries[i].event += uint64(i / len(base) * 10)
+		}
+		t.Run(fmt.Sprint(n), func(t *testing.T) { testPatchedMessageReceived(t, entries) })
+	}
+}
+
+func testPatchedMessageReceived(t *testing.T, entries []patchEntry) {
 	pc := newPatchConsumer(nil)
 	cmd := &pb.CommandMessage{MessageId: &pb.MessageIdData{LedgerId: proto.Uint64(7), EntryId: proto.Uint64(11)},
 		RedeliveryCount: proto.Uint32(2)}
@@ -134,7 +213,7 @@ func TestPatchedMessageReceived(t *testing.T) {
 	for i, m := range msgs {
 		e := entries[i]
 		// Every field as upstream's composite literal set it (the patch stores them one by one).
-		want := message{
+		want := upstreamMessage{
 			publishTime:         timeFromUnixTimestampMillis(1767225650999),
 			eventTime:           timeFromUnixTimestampMillis(e.event),
 			key:                 e.key,
@@ -155,16 +234,24 @@ func TestPatchedMessageReceived(t *testing.T) {
 		if len(want.payLoad) == 0 {
 			want.payLoad = m.payLoad // empty either way; reflect tells nil from empty
 		}
-		if !reflect.DeepEqual(*m, want) {
-			t.Errorf("message %d:\n%+v\nwant\n%+v", i, *m, want)
+		if got := flatten(m); !reflect.DeepEqual(got, want) {
+			t.Errorf("message %d:\n%+v\nwant\n%+v", i, got, want)
 		}
 		if m.Key() != e.key || string(m.Payload()) != e.payload || m.EventTime().UnixMilli() != int64(e.event) ||
 			m.PublishTime().UnixMilli() != 1767225650999 || m.ProducerName() != "producer-1" || m.Topic() != pc.topic {
 			t.Errorf("message %d: key %q payload %q event %v publish %v producer %q topic %q, want %+v", i,
 				m.Key(), m.Payload(), m.EventTime(), m.PublishTime(), m.ProducerName(), m.Topic(), e)
 		}
+		if m.RedeliveryCount() != 2 || m.GetReplicatedFrom() != "west" || !m.IsReplicated() ||
+			!slices.Equal(m.SchemaVersion(), []byte{0, 3}) || m.getConn() != (patchConn{}) {
+			t.Errorf("message %d: redelivery %d, replicated from %q, schema version %v, connection %v", i,
+				m.RedeliveryCount(), m.GetReplicatedFrom(), m.SchemaVersion(), m.getConn())
+		}
 		if !maps.Equal(m.Properties(), e.properties) || (len(e.properties) == 0) != (m.Properties() == nil) {
 			t.Errorf("message %d: properties %v, want %v (nil when there are none)", i, m.Properties(), e.properties)
+		}
+		if m.shared != msgs[0].shared {
+			t.Errorf("message %d: shared fields at %p, want the batch's %p", i, m.shared, msgs[0].shared)
 		}
 		id := m.ID().(*trackingMessageID)
 		if id.LedgerID() != 7 || id.EntryID() != 11 || id.BatchIdx() != int32(i) || id.BatchSize() != int32(len(entries)) ||
@@ -173,12 +260,18 @@ func TestPatchedMessageReceived(t *testing.T) {
 		}
 		if i == 0 {
 			tracker = id.tracker
-		} else if id.tracker != tracker || tracker == nil {
+		} else if id.tracker != tracker {
 			t.Errorf("message %d: ack tracker %p, want the batch's %p", i, id.tracker, tracker)
 		}
-		if m.conn == nil {
-			t.Errorf("message %d: no connection", i)
-		}
+	}
+	if (tracker == nil) != (len(msgs) == 1) {
+		t.Fatalf("%d messages with ack tracker %p: want one for a batch of two or more", len(msgs), tracker)
+	}
+	if tracker == nil {
+		return
+	}
+	if tracker.size != uint(len(msgs)) || tracker.batchIDs.Count() != uint(len(msgs)) {
+		t.Fatalf("ack tracker of size %d with %d bits set, want %d", tracker.size, tracker.batchIDs.Count(), len(msgs))
 	}
 	// Acknowledging every message of the batch completes its tracker, one at a time.
 	for i, m := range msgs {
@@ -190,6 +283,11 @@ func TestPatchedMessageReceived(t *testing.T) {
 }
 
 func TestPatchedMessageReceivedLayout(t *testing.T) {
+	// A message holds its own fields and a pointer to what its entry's messages share
+	// (patch 9), so a batch entry is about half of upstream's 400 bytes.
+	if size := unsafe.Sizeof(receivedMessage{}); size > 216 {
+		t.Errorf("batch entry of %d bytes, want at most 216", size)
+	}
 	// What a consumer reads of every message, its payload and its ID's ledger, entry and batch
 	// index, is in the first 128 bytes of the message's entry: two cache lines, not five.
 	pc := newPatchConsumer(nil)

@@ -15,6 +15,9 @@
 // specific language governing permissions and limitations
 // under the License.
 
+// Modified for pipelined (see ../PATCHES.md): a message's redelivery count and clusters read
+// through its shared fields (patch 9).
+
 package pulsar
 
 import (
@@ -83,7 +86,7 @@ func (r *dlqRouter) shouldSendToDlq(cm *ConsumerMessage) bool {
 	}
 
 	msg := cm.Message.(*message)
-	r.log.WithField("count", msg.redeliveryCount).
+	r.log.WithField("count", msg.RedeliveryCount()).
 		WithField("max", r.policy.MaxDeliveries).
 		WithField("msgId", msg.msgID).
 		Debug("Should route to DLQ?")
@@ -96,7 +99,7 @@ func (r *dlqRouter) shouldSendToDlq(cm *ConsumerMessage) bool {
 	//    that the application has already got (and Nack())  the message 10
 	//    times, so this time we should just go to DLQ.
 
-	return msg.redeliveryCount >= r.policy.MaxDeliveries
+	return msg.RedeliveryCount() >= r.policy.MaxDeliveries
 }
 
 func (r *dlqRouter) Chan() chan ConsumerMessage {
@@ -117,7 +120,7 @@ func (r *dlqRouter) run() {
 				OrderingKey:         msg.OrderingKey(),
 				Properties:          msg.Properties(),
 				EventTime:           msg.EventTime(),
-				ReplicationClusters: msg.replicationClusters,
+				ReplicationClusters: msg.common().replicationClusters,
 			}, func(_ MessageID, _ *ProducerMessage, err error) {
 				if err == nil {
 					r.log.WithField("msgID", msgID).Debug("Succeed to send message to DLQ")
