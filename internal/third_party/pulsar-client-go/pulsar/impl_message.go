@@ -427,9 +427,13 @@ func (msg *message) getConn() internal.Connection {
 	return msg.common().conn
 }
 
-// smallAckTracker is an ackTracker of a batch of at most 64 messages with its bits, in one
-// allocation (pipelined patch): a consumer makes one per batch it receives, where upstream
-// made three (the tracker, the bit set, its words).
+// smallBatch is the most messages a smallAckTracker holds: the bits of its one word.
+const smallBatch = 64
+
+// smallAckTracker is an ackTracker of a batch of at most smallBatch messages with its bits,
+// in one piece of memory (pipelined patch): a consumer makes one per batch it receives, in
+// the batch's batchShared, where upstream's newAckTracker made three allocations (the
+// tracker, the bit set, its words).
 type smallAckTracker struct {
 	ackTracker
 	bits  bitset.BitSet
@@ -445,11 +449,6 @@ func (t *smallAckTracker) init(size uint) {
 }
 
 func newAckTracker(size uint) *ackTracker {
-	if size > 0 && size <= smallBatch {
-		t := &smallAckTracker{}
-		t.init(size)
-		return &t.ackTracker
-	}
 	batchIDs := bitset.New(size)
 	for i := uint(0); i < size; i++ {
 		batchIDs.Set(i)
