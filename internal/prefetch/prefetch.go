@@ -11,7 +11,7 @@
 // On amd64 the lines go to the second-level cache, not the first (PREFETCHT1, not
 // PREFETCHT0). A batch asks for dozens of lines at once. On Zen 4 the hot path with the rows
 // of 100,000 devices in memory took about half the time with PREFETCHT1 (BenchmarkHotPath,
-// 0.53 in serial pairs), and a drain of the backlog about 7% less CPU; on Zen 5 the two were
+// 0.54-0.56 in serial pairs), and a drain of the backlog about 7% less CPU; on Zen 5 the two were
 // within a few per cent (bench/RESULTS.md, phases 26 and 31). Presumably the first level has
 // room to track fewer misses at once than a batch asks for, and a PREFETCHT0 beyond that
 // waits for room with the work behind it, where the second level tracks more; these VMs have
