@@ -8,16 +8,17 @@
 // keeps fewer of them in flight. A prefetch instruction retires at once, so a loop of them
 // asks for every line of the batch before the pass that reads them.
 //
-// On amd64 the lines go to the second-level cache, not the first (PREFETCHT1, not
-// PREFETCHT0). A batch asks for dozens of lines at once. On Zen 4 the hot path with the rows
-// of 100,000 devices in memory took about half the time with PREFETCHT1 (BenchmarkHotPath,
-// 0.54-0.56 in serial pairs), and a drain of the backlog about 7% less CPU; on Zen 5 the
-// two were within a few per cent (bench/RESULTS.md, phases 26 and 31). Presumably the first
-// level has room to track fewer misses at once than a batch asks for, and a PREFETCHT0
-// beyond that waits for room with the work behind it, where the second level tracks more;
-// these VMs have no counters to show it. A line prefetched so costs the code that reads it
-// a second-level hit, a few nanoseconds. On arm64 the lines still go to the first level:
-// nothing here measured the other there.
+// On amd64 the lines go to the second-level cache, not the first (PREFETCHT1, not PREFETCHT0).
+// A batch asks for dozens of lines at once. On Zen 4 the hot path with the rows of 100,000
+// devices in memory took about half the time with PREFETCHT1 (BenchmarkHotPath, 0.54-0.56 in
+// serial pairs), and a drain of the backlog about 7% less CPU; on Zen 5 the two were within a
+// few per cent, and on an Intel Xeon (Ice Lake server) PREFETCHT0 took 1.06 of PREFETCHT1's
+// time, with drains even (bench/RESULTS.md, phases 26, 31 and 33), so no processor asks for the
+// other. Presumably the first level has room to track fewer misses at once than a batch asks
+// for, and a PREFETCHT0 beyond that waits for room with the work behind it, where the second
+// level tracks more; these VMs have no counters to show it. A line prefetched so costs the code
+// that reads it a second-level hit, a few nanoseconds. On arm64 the lines still go to the first
+// level: nothing here measured the other there.
 //
 // Lines is a hint: it never faults (an address past an object's end, or no valid address at
 // all, is ignored by the processor), reads and changes nothing the program can see, and on an
