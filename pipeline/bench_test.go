@@ -13,8 +13,8 @@ import (
 const hotPathStartMs = 1_767_225_600_000 // 2026-01-01T00:00:00Z
 
 // BenchmarkHotPath is one message through decode and aggregate, as worker.handleBatch does it
-// with what its channel holds: prefetchBatch payloads decoded (avrodec Decoder.Decode, the
-// payloads ahead asked for as handleBatch does), then each reading added (agg.Stream.Add,
+// with what its channel holds: prefetchBatch payloads decoded (avrodec Decoder.DecodeBatch, a
+// group at a time, the payloads ahead asked for as handleBatch does), then each reading added (agg.Stream.Add,
 // after agg.Stream.PrefetchAhead) and every closed window popped and released (the write
 // itself is BenchmarkEncodeRows), in 1-minute windows. Event time comes from the message, each
 // held back by up to 3 s. An op is one message.
@@ -59,23 +59,27 @@ func benchmarkHotPath(b *testing.B, devices, perDeviceMinute int) {
 	// span of the passes before, so time keeps advancing.
 	s := agg.NewStream(cfg.StreamConfig())
 	rs := make([]agg.Reading, prefetchBatch)
+	bs, ok := make([][]byte, prefetchBatch), make([]bool, prefetchBatch)
 	var shift int64
 	var addrs [prefetchAddrs]uintptr
 	released := 0
 	i := 0
 	batch := func(m int) { // m <= prefetchBatch messages; n is a multiple of prefetchBatch
-		rs := rs[:m]
-		for k := range rs {
-			if k%payloadGroup == 0 {
-				from, to := payloadsAhead(k, m)
-				a := 0
-				for _, p := range payloads[i+from : i+to] {
-					a = payloadLines(p, addrs[:], a)
-				}
-				prefetch.Lines(addrs[:a])
+		rs, bs, ok := rs[:m], bs[:m], ok[:m]
+		for k := 0; k < m; k += payloadGroup {
+			from, to := payloadsAhead(k, m)
+			a := 0
+			for j := from; j < to; j++ {
+				bs[j] = payloads[i+j]
+				a = payloadLines(bs[j], addrs[:], a)
 			}
-			if err := dec.Decode(payloads[i+k], &rs[k]); err != nil {
-				b.Fatal(err)
+			prefetch.Lines(addrs[:a])
+			end := min(k+payloadGroup, m)
+			dec.DecodeBatch(bs[k:end], rs[k:end], ok[k:end])
+		}
+		for k := range rs {
+			if !ok[k] {
+				b.Fatalf("payload %x did not decode", bs[k])
 			}
 			rs[k].TimeMs += shift
 		}

@@ -96,10 +96,12 @@ type worker struct {
 	received int // messages handled since handleBatch last added them to pm.received
 
 	// The batch being handled: messages taken from the channel, read ahead of aggregation.
-	msgs  []pulsar.Message
-	ahead []ahead
-	rs    []agg.Reading
-	addrs [prefetchAddrs]uintptr // what a pass of handleBatch prefetches
+	msgs     []pulsar.Message
+	ahead    []ahead
+	payloads [][]byte // the messages' payloads, as handleBatch's decode loop asks for them
+	decoded  []bool   // whether each payload decoded; false: it is not a valid record
+	rs       []agg.Reading
+	addrs    [prefetchAddrs]uintptr // what a pass of handleBatch prefetches
 
 	reportedWindows, reportedKeys int64
 }
@@ -122,9 +124,11 @@ func newWorker(p int, cfg *Config, src source, dec *avrodec.Decoder, w blockWrit
 		log: log.With("partition", p),
 		now: time.Now,
 
-		msgs:  make([]pulsar.Message, 0, prefetchBatch),
-		ahead: make([]ahead, prefetchBatch),
-		rs:    make([]agg.Reading, prefetchBatch),
+		msgs:     make([]pulsar.Message, 0, prefetchBatch),
+		ahead:    make([]ahead, prefetchBatch),
+		payloads: make([][]byte, prefetchBatch),
+		decoded:  make([]bool, prefetchBatch),
+		rs:       make([]agg.Reading, prefetchBatch),
 	}
 	wk.activeSig.Store(true)
 	wk.active = true // until the client says otherwise (Exclusive never does)
@@ -258,21 +262,20 @@ func (wk *worker) stopped(ctx, stopCtx context.Context, err error) error {
 
 // ahead is what handleBatch reads of a message before handling it.
 type ahead struct {
-	id      pulsar.MessageID
-	pos     Position
-	decoded bool // the reading is decoded; false: the payload is not a valid record
+	id  pulsar.MessageID
+	pos Position
 }
 
 // handleBatch is the hot path. It reads msgs ahead, prefetchBatch at a time: their IDs and
-// positions, then their payloads, decoded while the payloads further on are asked for
-// (payloadsAhead); then it handles the messages one by one, in order, asking ahead for the
-// window index slots and rows of the readings to come (agg.Stream.PrefetchAhead). Each pass
-// touches one kind of memory the client or the window wrote long before (message objects,
-// IDs, payloads, rows), for every message of the batch, so the cache misses overlap instead of
-// coming one after another; the message objects and the IDs are asked for with prefetch
-// instructions (internal/prefetch) first, since the passes that read them do more per message
-// than a loop of loads keeps in flight. Reading ahead is pure, so it changes nothing but where
-// the misses fall.
+// positions, then their payloads, decoded a group at a time (avrodec Decoder.DecodeBatch)
+// while the payloads further on are asked for (payloadsAhead); then it handles the messages
+// one by one, in order, asking ahead for the window index slots and rows of the readings to
+// come (agg.Stream.PrefetchAhead). Each pass touches one kind of memory the client or the
+// window wrote long before (message objects, IDs, payloads, rows), for every message of the
+// batch, so the cache misses overlap instead of coming one after another; the message objects
+// and the IDs are asked for with prefetch instructions (internal/prefetch) first, since the
+// passes that read them do more per message than a loop of loads keeps in flight. Reading
+// ahead is pure, so it changes nothing but where the misses fall.
 func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs int64) error {
 	defer wk.countReceived() // once per batch, not an atomic add per message
 	for len(msgs) > 0 {
@@ -286,25 +289,28 @@ func (wk *worker) handleBatch(ctx context.Context, msgs []pulsar.Message, nowMs 
 		for k := range ah {
 			ah[k].pos = positionOf(ah[k].id)
 		}
-		for k, msg := range msgs[:n] {
-			if k%payloadGroup == 0 {
-				from, to := payloadsAhead(k, n)
-				a := 0
-				for _, m := range msgs[from:to] {
-					a = payloadLines(m.Payload(), wk.addrs[:], a)
-				}
-				prefetch.Lines(wk.addrs[:a])
+		bs, ok := wk.payloads[:n], wk.decoded[:n]
+		for k := 0; k < n; k += payloadGroup {
+			from, to := payloadsAhead(k, n)
+			a := 0
+			for j, m := range msgs[from:to] {
+				bs[from+j] = m.Payload()
+				a = payloadLines(bs[from+j], wk.addrs[:], a)
 			}
-			ah[k].decoded = wk.dec.Decode(msg.Payload(), &rs[k]) == nil
+			prefetch.Lines(wk.addrs[:a])
+			end := min(k+payloadGroup, n)
+			wk.dec.DecodeBatch(bs[k:end], rs[k:end], ok[k:end])
 		}
 		for k, msg := range msgs[:n] {
 			wk.stream.PrefetchAhead(rs, k)
-			if err := wk.handle(ctx, msg, &ah[k], &rs[k], nowMs); err != nil {
+			if err := wk.handle(ctx, msg, &ah[k], ok[k], &rs[k], nowMs); err != nil {
 				clear(ah)
+				clear(bs)
 				return err
 			}
 		}
 		clear(ah)
+		clear(bs)
 		msgs = msgs[n:]
 	}
 	return nil
@@ -399,7 +405,7 @@ const (
 )
 
 // handle takes one message, read ahead into a and r.
-func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, r *agg.Reading, nowMs int64) error {
+func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, decoded bool, r *agg.Reading, nowMs int64) error {
 	if e := wk.epoch.Load(); e != wk.seenEpoch {
 		if err := wk.changeEpoch(ctx, e, true); err != nil {
 			return err
@@ -421,7 +427,7 @@ func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, r *a
 	payload := msg.Payload()
 	wk.received++
 	wk.bytes += len(payload)
-	if !a.decoded {
+	if !decoded {
 		err := wk.dec.Decode(payload, r) // again, for the error: the decoder reuses it
 		if err == nil {
 			panic("pipeline: a payload that failed to decode decoded the second time")

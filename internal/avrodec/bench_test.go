@@ -75,12 +75,7 @@ func BenchmarkHambaReader(b *testing.B) {
 // varints' lengths vary as a live stream's do (a device id takes one to three bytes), and the
 // payloads stay in the cache, so that the time is the decoder's.
 func BenchmarkDecodeStream(b *testing.B) {
-	d := mustDecoder(b, schemas.SensorData, sensorFields)
-	g := loadgen.New(loadgen.Config{Devices: 100_000, Seed: 9})
-	msgs := make([][]byte, 4096)
-	for i := range msgs {
-		_, msgs[i] = g.Next(1_764_000_000_000+int64(i), nil)
-	}
+	d, msgs := mustDecoder(b, schemas.SensorData, sensorFields), streamRecords()
 	var r agg.Reading
 	b.ReportAllocs()
 	i := 0
@@ -90,4 +85,34 @@ func BenchmarkDecodeStream(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkDecodeStreamBatch is BenchmarkDecodeStream with DecodeBatch, 16 payloads a call as
+// the pipeline's worker decodes them (its payloadGroup).
+func BenchmarkDecodeStreamBatch(b *testing.B) {
+	d, msgs := mustDecoder(b, schemas.SensorData, sensorFields), streamRecords()
+	const group = 16
+	var rs [group]agg.Reading
+	var ok [group]bool
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		d.DecodeBatch(msgs[i:i+group], rs[:], ok[:])
+		if !ok[group-1] {
+			b.Fatalf("%x did not decode", msgs[i+group-1])
+		}
+		i = (i + group) & (len(msgs) - 1)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*group), "ns/msg")
+}
+
+// streamRecords returns 4,096 of the reference generator's records, whose varints' lengths
+// vary as a live stream's do.
+func streamRecords() [][]byte {
+	g := loadgen.New(loadgen.Config{Devices: 100_000, Seed: 9})
+	msgs := make([][]byte, 4096)
+	for i := range msgs {
+		_, msgs[i] = g.Next(1_764_000_000_000+int64(i), nil)
+	}
+	return msgs
 }

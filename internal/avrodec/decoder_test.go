@@ -433,9 +433,14 @@ func TestDecodeNoAllocs(t *testing.T) {
 	d := mustDecoder(t, schemas.SensorData, sensorFields)
 	good := mustMarshal(t, schemas.SensorData, sample)
 	var r agg.Reading
-	for _, b := range [][]byte{good, good[:20], append(slices.Clone(good), 1), nil} {
+	bs := [][]byte{good, good[:20], append(slices.Clone(good), 1), nil}
+	for _, b := range bs {
 		if n := testing.AllocsPerRun(100, func() { _ = d.Decode(b, &r) }); n != 0 {
 			t.Errorf("Decode(%d bytes) allocates %v times", len(b), n)
 		}
+	}
+	rs, ok := make([]agg.Reading, len(bs)), make([]bool, len(bs))
+	if n := testing.AllocsPerRun(100, func() { d.DecodeBatch(bs, rs, ok) }); n != 0 {
+		t.Errorf("DecodeBatch allocates %v times", n)
 	}
 }

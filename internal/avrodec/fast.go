@@ -219,6 +219,22 @@ func (d *Decoder) Decode(b []byte, r *agg.Reading) error {
 	return d.decodeFast(b, r)
 }
 
+// DecodeBatch decodes bs[k] into rs[k] as Decode does, for every k, and sets ok[k] to whether
+// it did; rs and ok must be at least as long as bs. It keeps no error: Decode a payload that
+// failed again for its *Error. Payloads of the reference's layout are decoded a run at a time
+// in assembly on amd64 (decodeRefBatch), without a call per payload.
+func (d *Decoder) DecodeBatch(bs [][]byte, rs []agg.Reading, ok []bool) {
+	rs, ok = rs[:len(bs)], ok[:len(bs)]
+	for k := 0; k < len(bs); k++ {
+		if d.refOK {
+			if k += decodeRefBatch(bs[k:], &rs[k], &ok[k], &d.ref, d.fastMin, d.fastSpan); k == len(bs) {
+				return
+			}
+		}
+		ok[k] = d.Decode(bs[k], &rs[k]) == nil
+	}
+}
+
 // decodeFast is Decode with the fast plan.
 func (d *Decoder) decodeFast(b []byte, r *agg.Reading) error {
 	r.Values = [agg.MaxMeasures]float64{} // four stores, where clearing the unread tail is a call

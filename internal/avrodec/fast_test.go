@@ -66,6 +66,10 @@ var eightFields = Fields{Key: "k", Time: "t", Measures: []string{"m0", "m1", "m2
 // no status.
 var shuffledFields = Fields{Key: "sensorId", Time: "timestamp", Measures: []string{"humidity", "temperature", "batteryLevel", "pressure"}}
 
+// noStatusFields reads SensorData without a status: the reference's layout, whose status
+// varint is skipped, so that a reading's status is 0.
+var noStatusFields = Fields{Key: "sensorId", Time: "timestamp", Measures: sensorFields.Measures}
+
 // fastSchemas are the schemas the fast plan's tests decode, with random values for them.
 var fastSchemas = []struct {
 	name   string
@@ -75,6 +79,7 @@ var fastSchemas = []struct {
 }{
 	{"SensorData", schemas.SensorData, sensorFields, sensorValue},
 	{"SensorDataShuffled", schemas.SensorData, shuffledFields, sensorValue},
+	{"SensorDataNoStatus", schemas.SensorData, noStatusFields, sensorValue},
 	{"SensorDataPadded", schemas.SensorDataPadded, sensorFields, func(rng *rand.Rand) map[string]any {
 		v := sensorValue(rng)
 		for _, name := range []string{"deviceType", "site", "customer", "firmware", "location", "serialNumber"} {

@@ -30,6 +30,7 @@ var fuzzSchemas = []struct {
 	{runSchema, runFields},
 	{eightSchema, eightFields},
 	{schemas.SensorData, shuffledFields},
+	{schemas.SensorData, noStatusFields},
 	{refLongSchema, refLongFields},
 }
 
@@ -132,6 +133,28 @@ func checkFastCareful(t *testing.T, d *Decoder, b []byte) {
 		t.Fatalf("Decode(%x) = %+v, careful decode = %+v", b, fastErr, *cerr.(*Error))
 	case err == nil && !sameReading(fast, careful):
 		t.Fatalf("Decode(%x) = %+v, careful decode = %+v", b, fast, careful)
+	}
+	checkBatch(t, d, b, err == nil, fast)
+}
+
+// checkBatch checks that DecodeBatch agrees with Decode, whose answer for b was ok and r, on b
+// twice, an empty payload (which never decodes) and b again: a batch goes on after a payload
+// it decoded and after one it did not. The readings and oks start out wrong, which
+// DecodeBatch must replace.
+func checkBatch(t *testing.T, d *Decoder, b []byte, ok bool, r agg.Reading) {
+	t.Helper()
+	bs := [][]byte{b, b, {}, b}
+	rs, oks := make([]agg.Reading, len(bs)), make([]bool, len(bs))
+	for k := range rs {
+		rs[k] = agg.Reading{Key: -1, TimeMs: -1, Status: -1, Values: [agg.MaxMeasures]float64{-1, -1, -1, -1, -1, -1, -1, -1}}
+		oks[k] = !ok || k == 2
+	}
+	d.DecodeBatch(bs, rs, oks)
+	for k := range bs {
+		want := ok && k != 2
+		if oks[k] != want || want && !sameReading(rs[k], r) {
+			t.Fatalf("DecodeBatch of %x at %d: %v, %+v; Decode: %v, %+v", b, k, oks[k], rs[k], want, r)
+		}
 	}
 }
 

@@ -80,7 +80,7 @@ func shortVarint(x uint64) (uint64, int) {
 }
 
 // decodeRef is Decode for a record of the reference's layout, at least refLen bytes long
-// (Decode's fastMin).
+// (Decode's fastMin). DecodeBatch's assembly (ref_amd64.s) takes the same steps.
 func (d *Decoder) decodeRef(b []byte, r *agg.Reading) error {
 	p := &d.ref
 	var out [4]uint64 // by slot

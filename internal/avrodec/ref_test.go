@@ -4,9 +4,12 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hamba/avro/v2"
 
 	"github.com/pipelined/pipelined/agg"
 	"github.com/pipelined/pipelined/internal/loadgen"
@@ -47,7 +50,7 @@ func TestPlanRef(t *testing.T) {
 	}{
 		{"SensorData", schemas.SensorData, sensorFields, true,
 			refPlan{as(int32V, slotKey), as(int32V, slotNone), as(int32V, slotStatus), as(long, slotTime)}},
-		{"SensorData without status", schemas.SensorData, Fields{Key: "sensorId", Time: "timestamp", Measures: sensorFields.Measures}, true,
+		{"SensorData without status", schemas.SensorData, noStatusFields, true,
 			refPlan{as(int32V, slotKey), as(int32V, slotNone), as(int32V, slotNone), as(long, slotTime)}},
 		{"RefLongs", refLongSchema, refLongFields, true,
 			refPlan{as(long, slotTime), as(int32V, slotKey), as(int32V, slotStatus), as(long, slotNone)}},
@@ -91,6 +94,53 @@ func TestDecodeRefStaysRef(t *testing.T) {
 		if err := d.decodeCareful(b, &want); err != nil || !sameReading(got, want) {
 			t.Fatalf("Decode(%x) = %+v, careful decode = %+v, %v", b, got, want, err)
 		}
+	}
+}
+
+// TestDecodeRefBatchStaysRef is TestDecodeRefStaysRef for DecodeBatch: on amd64 the reference's
+// records decode in decodeRefBatch alone, a batch at a time, equal to Decode's; elsewhere
+// decodeRefBatch decodes none and DecodeBatch is Decode for each.
+func TestDecodeRefBatchStaysRef(t *testing.T) {
+	d := mustDecoder(t, schemas.SensorData, sensorFields)
+	g := loadgen.New(loadgen.Config{Devices: 100_000, Seed: 5})
+	now := time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC).UnixMilli()
+	bs := make([][]byte, 10_000)
+	for i := range bs {
+		_, bs[i] = g.Next(now+int64(i), nil)
+	}
+	rs, ok := make([]agg.Reading, len(bs)), make([]bool, len(bs))
+	want := 0
+	if runtime.GOARCH == "amd64" {
+		want = len(bs)
+	}
+	if n := decodeRefBatch(bs, &rs[0], &ok[0], &d.ref, d.fastMin, d.fastSpan); n != want {
+		t.Fatalf("decodeRefBatch decoded %d of %d: gave up on %x", n, len(bs), bs[n])
+	}
+	for i, b := range bs {
+		var r agg.Reading
+		if err := d.Decode(b, &r); err != nil || ok[i] != (i < want) || i < want && !sameReading(rs[i], r) {
+			t.Fatalf("decodeRefBatch(%x) = %+v (ok %v), Decode = %+v, %v", b, rs[i], ok[i], r, err)
+		}
+	}
+}
+
+// TestDecodeBatchMaxBytes decodes the reference's records with a limit that the longer ones
+// exceed: DecodeBatch must fail those as Decode does (oversized), and decode the others.
+func TestDecodeBatchMaxBytes(t *testing.T) {
+	d, err := New(avro.MustParse(schemas.SensorData), sensorFields, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := loadgen.New(loadgen.Config{Devices: 100_000, Seed: 6})
+	now := time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC).UnixMilli()
+	lens := map[int]int{}
+	for i := range 2000 {
+		_, b := g.Next(now+int64(i), nil)
+		lens[len(b)]++
+		checkFastCareful(t, d, b)
+	}
+	if lens[42] == 0 || lens[43] == 0 {
+		t.Fatalf("record lengths %v: want some of 42 bytes and some of 43", lens)
 	}
 }
 
