@@ -14,10 +14,10 @@ const hotPathStartMs = 1_767_225_600_000 // 2026-01-01T00:00:00Z
 
 // BenchmarkHotPath is one message through decode and aggregate, as worker.handleBatch does it
 // with what its channel holds: prefetchBatch payloads decoded (avrodec Decoder.DecodeBatch, a
-// group at a time, the payloads ahead asked for as handleBatch does), then each reading added (agg.Stream.Add,
-// after agg.Stream.PrefetchAhead) and every closed window popped and released (the write
-// itself is BenchmarkEncodeRows), in 1-minute windows. Event time comes from the message, each
-// held back by up to 3 s. An op is one message.
+// group at a time, the payloads ahead asked for as handleBatch does), then each reading added
+// (agg.Stream.Add, after agg.Stream.PrefetchAhead) and every closed window popped and released
+// (the write itself is BenchmarkEncodeRows), in 1-minute windows. Event time comes from the
+// message, each held back by up to 3 s. An op is one message.
 //
 // The rate is the reference's: 1 M msg/s over 100,000 devices is 600 readings per device and
 // minute, so a device's row is created once and then updated; per-minute=3 is a sparse

@@ -404,7 +404,7 @@ const (
 	payloadMaxLines  = payloadLineBytes/64 + 2 // 256 bytes from anywhere in a line, and the last byte
 )
 
-// handle takes one message, read ahead into a and r.
+// handle takes one message, read ahead into a and r (decoded: whether its payload decoded).
 func (wk *worker) handle(ctx context.Context, msg pulsar.Message, a *ahead, decoded bool, r *agg.Reading, nowMs int64) error {
 	if e := wk.epoch.Load(); e != wk.seenEpoch {
 		if err := wk.changeEpoch(ctx, e, true); err != nil {
