@@ -117,8 +117,8 @@ long: \
 //
 // Registers: R14 the next of bs (ABI0 code may use it; the Go code calling it gets g back),
 // DI its reading, SI its bytes, R8 their length, R13 the offset in them, R9 p; the rest are
-// scratch. On the stack: out, the varints by slot (0-31), how many
-// of bs are left (32), and the next ok (40).
+// scratch. On the stack: out, the varints by slot (0-31), how many of bs are left (32), and
+// the next ok (40).
 TEXT ·decodeRefBatch(SB), NOSPLIT, $48-72
 	MOVQ  bs_base+0(FP), R14
 	MOVQ  bs_len+8(FP), AX
